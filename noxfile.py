@@ -1,0 +1,69 @@
+"""Developer tasks: `nox -s tests` is the README's test command; `nox -l` lists the rest."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "sync_check", "tests"]
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _group(name: str) -> list[str]:
+    return list(nox.project.dependency_groups(PYPROJECT, name))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite on the current interpreter (starts its own local servers)."""
+    session.install("-e", ".[cli,aiohttp]", *_group("test"))
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(name="tests-all", python=PYTHONS)
+def tests_all(session: nox.Session) -> None:
+    """The whole test suite on every supported Python that is installed."""
+    session.install(".[cli,aiohttp]", *_group("test"))
+    session.run("pytest", "-q", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check, then a check that the package imports."""
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict and pyright strict on the packages and a usage file of each client."""
+    session.install("-e", ".[cli,aiohttp]", *_group("lint"))
+    session.run("mypy")
+    session.run("mypy", "--strict", "tests/typing")
+    session.run("pyright")
+    session.run("pyright", "tests/typing")
+
+
+@nox.session(name="sync_check")
+def sync_check(session: nox.Session) -> None:
+    """Fail when ventryx_sync differs from a fresh generation."""
+    session.install("-e", ".")
+    session.run("python", "scripts/generate_sync.py", "--check")
+
+
+@nox.session(name="sync_generate")
+def sync_generate(session: nox.Session) -> None:
+    """Regenerate ventryx_sync from the async code."""
+    session.install("-e", ".")
+    session.run("python", "scripts/generate_sync.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks; `nox -s bench -- --quick` is the short mode CI runs."""
+    session.install(".[aiohttp]", *_group("bench"))
+    session.run("python", "-m", "benchmarks", *session.posargs)
