@@ -1,0 +1,171 @@
+"""``AsyncVentryx``: the async client, wiring the resources to an ``httpx.AsyncClient``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import httpx
+
+from ventryx import _constants as C
+from ventryx._logging import setup_from_env
+from ventryx._options import (
+    ClientOptions,
+    check_headers,
+    check_max_retries,
+    check_query,
+    resolve_options,
+    resolve_timeout,
+)
+from ventryx._pipeline import Pipeline
+from ventryx._retry import RetryPolicy
+from ventryx._shim import AsyncShim
+from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
+from ventryx.resources.events import AsyncEvents
+from ventryx.resources.workflows import AsyncWorkflows
+
+__all__ = ["AsyncVentryx", "make_async_http_client", "make_sync_http_client"]
+
+
+def make_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` a client owns when none is injected."""
+    return httpx.AsyncClient(
+        timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False
+    )
+
+
+def make_sync_http_client(options: ClientOptions) -> httpx.Client:
+    """The ``httpx.Client`` the sync client owns when none is injected."""
+    return httpx.Client(timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False)
+
+
+class AsyncVentryx:
+    """The async Ventryx client; use it with ``async with`` (asyncio or trio).
+
+    ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
+    injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+    """
+
+    workflows: AsyncWorkflows
+    events: AsyncEvents
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int = C.DEFAULT_MAX_RETRIES,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Headers | None = None,
+        default_query: Query | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        setup_from_env()
+        options = resolve_options(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            default_headers=default_headers,
+            default_query=default_query,
+        )
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError(
+                "http_client must be an httpx.AsyncClient (use ventryx_sync for httpx.Client)"
+            )
+        shim = AsyncShim(http_client or make_async_http_client(options), owned=http_client is None)
+        self._bind(Pipeline(shim, options), owner=True)
+
+    def _bind(self, pipeline: Pipeline, *, owner: bool) -> None:
+        self._pipeline = pipeline
+        self._owner = owner
+        self.workflows = AsyncWorkflows(pipeline)
+        self.events = AsyncEvents(pipeline)
+
+    @classmethod
+    def _from_pipeline(cls, pipeline: Pipeline, *, owner: bool) -> AsyncVentryx:
+        """A client over an existing pipeline (``with_options`` copies and the sync facade)."""
+        client = cls.__new__(cls)
+        client._bind(pipeline, owner=owner)
+        return client
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to, e.g. ``https://api.ventryx.io/v1``."""
+        return self._pipeline.options.base_url
+
+    @property
+    def max_retries(self) -> int:
+        return self._pipeline.options.max_retries
+
+    @property
+    def timeout(self) -> httpx.Timeout | None:
+        return self._pipeline.options.timeout
+
+    @property
+    def is_closed(self) -> bool:
+        return self._pipeline.shim.is_closed
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        default_headers: Headers | None = None,
+        default_query: Query | None = None,
+    ) -> AsyncVentryx:
+        """A copy with some settings changed, sharing this client's connection pool.
+
+        Closing the copy does not close the pool; closing the original does.
+        """
+        current = self._pipeline.options
+        key, url = current.api_key, current.base_url
+        if api_key is not None or base_url is not None:
+            fresh = resolve_options(
+                api_key=api_key if api_key is not None else current.api_key,
+                base_url=base_url if base_url is not None else current.base_url,
+                timeout=NOT_GIVEN,
+                max_retries=0,
+                retry_policy=None,
+                default_headers=None,
+                default_query=None,
+            )
+            key, url = fresh.api_key, fresh.base_url
+        options = ClientOptions(
+            api_key=key,
+            base_url=url,
+            timeout=resolve_timeout(timeout, current.timeout),
+            max_retries=(
+                current.max_retries if max_retries is None else check_max_retries(max_retries)
+            ),
+            retry_policy=retry_policy or current.retry_policy,
+            default_headers={
+                **current.default_headers,
+                **check_headers(default_headers, "default_headers"),
+            },
+            default_query={**current.default_query, **check_query(default_query, "default_query")},
+        )
+        return type(self)._from_pipeline(self._pipeline.with_options(options), owner=False)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless injected, or this is a ``with_options`` copy)."""
+        if self._owner:
+            await self._pipeline.shim.aclose()
+
+    async def __aenter__(self) -> AsyncVentryx:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} base_url={self.base_url!r}>"

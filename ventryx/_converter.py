@@ -1,0 +1,154 @@
+"""The one cattrs converter between JSON values and the models, built by ``make_converter()``.
+
+It is strict where the API is specific (a ``str`` field never turns ``123`` into ``"123"``) and
+lenient where the API is open: unknown fields land in ``extra``, unknown step types are steps.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ventryx.models import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
+
+__all__ = ["format_datetime", "get_converter", "make_converter", "parse_datetime"]
+
+_T = TypeVar("_T")
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+def parse_datetime(value: str) -> datetime:
+    """An RFC 3339 timestamp as an aware datetime (a missing offset is read as UTC)."""
+    m = _RFC3339.fullmatch(value)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    frac = m.group(7) or ""
+    micro = int((frac + "000000")[:6]) if frac else 0
+    tz = timezone.utc
+    if m.group(9):
+        offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+        tz = timezone(-offset if m.group(9) == "-" else offset)
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+
+
+def format_datetime(value: datetime) -> str:
+    """An aware datetime as RFC 3339, UTC written as ``Z``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _strict(kind: type[_T], name: str) -> Callable[[Any, Any], _T]:
+    def structure(value: Any, _: Any) -> _T:
+        # bool is an int subclass; a JSON true is never a count.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"expected {name}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _structure_object(value: Any, _: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an RFC 3339 string, got {type(value).__name__}")
+    return parse_datetime(value)
+
+
+def _structure_step(value: Any, _: Any) -> Step:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a step object, got {type(value).__name__}")
+    step_type = value.get("type")
+    if not isinstance(step_type, str):
+        raise TypeError("a step needs a string 'type'")
+    return Step(step_type, {k: v for k, v in value.items() if k != "type"})
+
+
+def _unstructure_step(step: Step) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": step.type}
+    data.update(step.fields)
+    data["type"] = step.type
+    return data
+
+
+def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
+    """Hooks for a model whose unknown fields go to and come back from ``extra``."""
+    names = {a.name for a in attrs.fields(cls)}
+    has_raw = "raw_response" in names
+    known = frozenset(names - {"extra", "raw_response"})
+    omit = {"extra": override(omit=True)}
+    if has_raw:
+        omit["raw_response"] = override(omit=True)
+    base_structure = make_dict_structure_fn(cls, converter, **omit)  # type: ignore[arg-type]
+    base_unstructure = make_dict_unstructure_fn(cls, converter, **omit)  # type: ignore[arg-type]
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a {cls.__name__} object, got {type(value).__name__}")
+        obj = base_structure(value, cls)
+        extra = {k: v for k, v in value.items() if k not in known}
+        return attrs.evolve(obj, extra=extra) if extra else obj
+
+    def unstructure(obj: Any) -> dict[str, Any]:
+        data: dict[str, Any] = base_unstructure(obj)
+        if data.get("updated_at", 0) is None:
+            del data["updated_at"]
+        return {**obj.extra, **data} if obj.extra else data
+
+    converter.register_structure_hook(cls, structure)
+    converter.register_unstructure_hook(cls, unstructure)
+
+
+def make_converter() -> cattrs.Converter:
+    """A new converter configured for the Ventryx models."""
+    converter = cattrs.Converter(detailed_validation=True)
+    configure_converter(converter)
+    return converter
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register the Ventryx hooks on ``converter``."""
+    converter.register_structure_hook(str, _strict(str, "a string"))
+    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(bool, _strict(bool, "a boolean"))
+    converter.register_structure_hook(float, _structure_float)
+    converter.register_structure_hook_func(
+        lambda t: t == Mapping[str, Any],
+        _structure_object,
+    )
+    converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_unstructure_hook(datetime, format_datetime)
+    converter.register_structure_hook(Step, _structure_step)
+    converter.register_unstructure_hook(Step, _unstructure_step)
+    for cls in (Trigger, Workflow, Event, DeletedWorkflow, PageMeta):
+        _register_open_model(converter, cls)
+
+
+@functools.cache
+def get_converter() -> cattrs.Converter:
+    """The shared converter, built on first use so that ``import ventryx`` stays cheap."""
+    return make_converter()

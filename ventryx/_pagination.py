@@ -1,0 +1,128 @@
+"""Pages of a list endpoint and the pager that walks them.
+
+``await client.workflows.list()`` is the first ``AsyncPage``; ``async for wf in
+client.workflows.list()`` walks every item of every page, one request per page, lazily.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+from ventryx._constants import PAGE_SIZE_MAX
+from ventryx._errors import InvalidInputError
+from ventryx.models import PageMeta, RawResponse
+
+__all__ = ["AsyncPage", "AsyncPager", "check_page_params"]
+
+_T = TypeVar("_T")
+
+FetchPage = Callable[[int], Awaitable["AsyncPage[_T]"]]
+
+
+def check_page_params(page: object, per_page: object) -> tuple[int | None, int | None]:
+    """``page`` >= 1 and ``per_page`` in 1..100, as integers (``None`` leaves the API default)."""
+    if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+        raise InvalidInputError("page", f"must be an integer >= 1, got {page!r}")
+    if per_page is not None and (
+        isinstance(per_page, bool)
+        or not isinstance(per_page, int)
+        or not 1 <= per_page <= PAGE_SIZE_MAX
+    ):
+        raise InvalidInputError(
+            "per_page", f"must be an integer from 1 to {PAGE_SIZE_MAX}, got {per_page!r}"
+        )
+    return page, per_page
+
+
+class AsyncPage(Generic[_T]):
+    """One page of results: ``data``, ``meta``, and the way to the next page."""
+
+    __slots__ = ("_fetch", "data", "meta", "raw_response")
+
+    def __init__(
+        self,
+        data: Sequence[_T],
+        meta: PageMeta,
+        *,
+        fetch: FetchPage[_T],
+        raw_response: RawResponse | None = None,
+    ) -> None:
+        self.data: list[_T] = list(data)
+        self.meta = meta
+        self.raw_response = raw_response
+        self._fetch = fetch
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return (
+            f"<{type(self).__name__} page={m.page} per_page={m.per_page} "
+            f"total={m.total} items={len(self.data)}>"
+        )
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[_T]:
+        """The items of this page only (``async for`` walks every page)."""
+        return iter(self.data)
+
+    @property
+    def has_next_page(self) -> bool:
+        """Whether a later page holds more items."""
+        m = self.meta
+        return bool(self.data) and m.page * m.per_page < m.total
+
+    async def next_page(self) -> AsyncPage[_T] | None:
+        """Fetch the page after this one, or return ``None`` when this is the last."""
+        if not self.has_next_page:
+            return None
+        return await self._fetch(self.meta.page + 1)
+
+    async def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
+        """This page and every page after it."""
+        page: AsyncPage[_T] | None = self
+        while page is not None:
+            yield page
+            page = await page.next_page()
+
+    async def iter_items(self) -> AsyncIterator[_T]:
+        """Every item of this page and of every page after it."""
+        async for page in self.iter_pages():
+            for item in page.data:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return self.iter_items()
+
+
+class AsyncPager(Generic[_T]):
+    """What ``list()`` returns: await it for the first page, or iterate it for every item."""
+
+    __slots__ = ("_fetch", "_first")
+
+    def __init__(self, fetch: FetchPage[_T], first: int) -> None:
+        self._fetch = fetch
+        self._first = first
+
+    async def first_page(self) -> AsyncPage[_T]:
+        """The page the call asked for."""
+        return await self._fetch(self._first)
+
+    def __await__(self) -> Generator[Any, None, AsyncPage[_T]]:
+        return self.first_page().__await__()
+
+    async def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
+        """Every page from the first one asked for."""
+        first = await self.first_page()
+        async for page in first.iter_pages():
+            yield page
+
+    async def iter_items(self) -> AsyncIterator[_T]:
+        """Every item of every page, fetched one page at a time."""
+        first = await self.first_page()
+        async for item in first.iter_items():
+            yield item
+
+    def __aiter__(self) -> AsyncIterator[_T]:
+        return self.iter_items()

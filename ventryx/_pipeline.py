@@ -1,0 +1,291 @@
+"""The request pipeline: build the request, retry it, map statuses to exceptions, decode models.
+
+It awaits nothing but its shim, so under ``BlockingShim`` every coroutine here completes in a
+single step (see ``ventryx_sync``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+import httpx
+import tenacity
+
+from ventryx._converter import get_converter
+from ventryx._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    InvalidInputError,
+    status_error_class,
+)
+from ventryx._logging import logger
+from ventryx._options import (
+    USER_AGENT,
+    ClientOptions,
+    check_headers,
+    check_max_retries,
+    check_query,
+    resolve_timeout,
+)
+from ventryx._retry import is_retryable, make_retrying, parse_retry_after
+from ventryx._shim import Shim
+from ventryx._types import Headers, NotGiven, Query, TimeoutTypes
+from ventryx.models import RawResponse
+
+__all__ = ["Pipeline", "Response", "describe_error"]
+
+_M = TypeVar("_M")
+_IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+
+
+@attrs.frozen
+class Response:
+    """A successful answer: its decoded JSON document and the HTTP side of it."""
+
+    document: Any
+    raw: RawResponse
+
+
+def new_idempotency_key() -> str:
+    return f"vx-{uuid.uuid4()}"
+
+
+def check_idempotency_key(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > 255:
+        raise InvalidInputError(
+            "idempotency_key", "must be a non-empty string of at most 255 characters"
+        )
+    if not key.isascii() or not key.isprintable():
+        raise InvalidInputError("idempotency_key", "must be printable ASCII")
+    return key
+
+
+def _encode_body(body: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        # Name the top-level field that failed, not just the whole body.
+        for name, value in body.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as inner:
+                raise InvalidInputError(name, f"is not JSON-serialisable: {inner}") from None
+        raise InvalidInputError("body", f"is not JSON-serialisable: {exc}") from None
+
+
+def _error_from_response(response: httpx.Response) -> APIStatusError:
+    code: str | None = None
+    body: Any
+    message: str
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+        snippet = " ".join(body.split())[:200]
+        ctype = response.headers.get("content-type", "unknown type")
+        message = f"non-JSON error body ({ctype}): {snippet}" if snippet else "empty error body"
+    else:
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            raw_code = error.get("code")
+            code = raw_code if isinstance(raw_code, str) else None
+            raw_message = error.get("message")
+            message = raw_message if isinstance(raw_message, str) else response.reason_phrase
+        else:
+            message = f"error body without an 'error' object: {str(body)[:200]}"
+    retry_after = parse_retry_after(response.headers)
+    cls = status_error_class(response.status_code, code)
+    return cls(response=response, code=code, message=message, body=body, retry_after=retry_after)
+
+
+class Pipeline:
+    """Sends requests for the resources of one client (and its ``with_options`` copies)."""
+
+    def __init__(self, shim: Shim, options: ClientOptions) -> None:
+        self.shim = shim
+        self.options = options
+        self._headers = {
+            "Authorization": f"Bearer {options.api_key}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            **options.default_headers,
+        }
+
+    def with_options(self, options: ClientOptions) -> Pipeline:
+        return Pipeline(self.shim, options)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: TimeoutTypes | NotGiven,
+        max_retries: int | None,
+        extra_headers: Headers | None,
+        extra_query: Query | None,
+        idempotency_key: str | None = None,
+    ) -> Response:
+        """Send one logical call, with retries; return its decoded JSON or raise."""
+        headers = dict(self._headers)
+        headers.update(check_headers(extra_headers, "extra_headers"))
+        content: bytes | None = None
+        if body is not None:
+            content = _encode_body(body)
+            headers["Content-Type"] = "application/json"
+        if method in _IDEMPOTENT_BODY_METHODS:
+            headers["Idempotency-Key"] = (
+                new_idempotency_key()
+                if idempotency_key is None
+                else check_idempotency_key(idempotency_key)
+            )
+        query: dict[str, Any] = dict(self.options.default_query)
+        if params:
+            query.update(params)
+        query.update(check_query(extra_query, "extra_query"))
+        request = self.shim.build_request(
+            method,
+            self.options.base_url + path,
+            content=content,
+            params=httpx.QueryParams(query) if query else None,
+            headers=headers,
+            timeout=resolve_timeout(timeout, self.options.timeout),
+        )
+        retries = (
+            self.options.max_retries if max_retries is None else check_max_retries(max_retries)
+        )
+        attempts = 0
+
+        async def attempt() -> Response:
+            nonlocal attempts
+            attempts += 1
+            return await self._attempt(request, attempts)
+
+        if retries == 0:
+            return await attempt()
+        # The first attempt runs outside tenacity: most calls succeed, and they should not pay
+        # for the retry machinery. A retryable failure hands over to tenacity for the rest.
+        try:
+            return await attempt()
+        except (APIConnectionError, APIStatusError) as exc:
+            if not is_retryable(exc, self.options.retry_policy):
+                raise
+            first_failure = exc
+        retrying = make_retrying(
+            max_retries=retries,
+            policy=self.options.retry_policy,
+            sleep=self.shim.sleep,
+            before_sleep=_log_retry(request),
+        )
+        return await retrying(_replay_then(first_failure, attempt))
+
+    async def _attempt(self, request: httpx.Request, number: int) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await self.shim.send(request)
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(
+                f"Request timed out ({type(exc).__name__}).", request=request
+            ) from exc
+        except httpx.TransportError as exc:
+            detail = str(exc) or type(exc).__name__
+            raise APIConnectionError(f"Connection error: {detail}", request=request) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %s (request id %s, attempt %d, %.1f ms)",
+                request.method,
+                request.url.path,
+                response.status_code,
+                response.headers.get("x-request-id"),
+                number,
+                (time.perf_counter() - started) * 1000,
+            )
+        if not response.is_success:
+            raise _error_from_response(response)
+        try:
+            document = response.json()
+        except ValueError:
+            raise APIResponseValidationError(
+                f"HTTP {response.status_code} with a body that is not JSON",
+                response=response,
+                body=response.text,
+            ) from None
+        return Response(document, RawResponse(http_response=response, attempts=number))
+
+    def decode(self, cls: type[_M], response: Response, *, key: str = "data") -> _M:
+        """``document[key]`` as a ``cls``, with ``raw_response`` attached where the model has it."""
+        document = response.document
+        if not isinstance(document, dict) or key not in document:
+            raise self.invalid(response, f"the response has no {key!r} member")
+        try:
+            value = get_converter().structure(document[key], cls)
+        except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+            raise self.invalid(
+                response, f"{cls.__name__} does not fit: {describe_error(exc)}"
+            ) from None
+        if key == "data" and attrs.has(cls) and "raw_response" in attrs.fields_dict(cls):
+            value = attrs.evolve(value, raw_response=response.raw)  # type: ignore[misc]
+        return value
+
+    @staticmethod
+    def invalid(response: Response, problem: str) -> APIResponseValidationError:
+        http = response.raw.http_response
+        return APIResponseValidationError(
+            f"Unexpected response from {http.request.method} {http.request.url.path}: {problem}",
+            response=http,
+            body=http.text,
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, path="data"))
+    return str(exc)
+
+
+def _replay_then(first: BaseException, attempt: Any) -> Any:
+    """A callable for tenacity whose first call re-raises the failure already seen."""
+    pending: list[BaseException] = [first]
+
+    async def call() -> Response:
+        if pending:
+            raise pending.pop()
+        result: Response = await attempt()
+        return result
+
+    return call
+
+
+def _log_retry(request: httpx.Request) -> Any:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.upcoming_sleep
+        logger.info(
+            "%s %s failed (%s); retrying in %.2f s (attempt %d)",
+            request.method,
+            request.url.path,
+            _summary(exc),
+            wait if math.isfinite(wait) else -1.0,
+            state.attempt_number,
+        )
+
+    return before_sleep
+
+
+def _summary(exc: BaseException | None) -> str:
+    if isinstance(exc, APIStatusError):
+        return f"HTTP {exc.status_code} {exc.code or ''}, request id {exc.request_id}".replace(
+            "  ", " "
+        )
+    return type(exc).__name__ if exc is not None else "unknown"

@@ -1,0 +1,66 @@
+"""What every resource shares: the pipeline, and the checks on ids and names."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import cattrs
+
+from ventryx._converter import get_converter
+from ventryx._errors import InvalidInputError
+from ventryx._pagination import AsyncPage
+from ventryx._pipeline import Pipeline, Response, describe_error
+from ventryx.models import PageMeta
+
+__all__ = ["AsyncResource", "mapping_of", "non_empty_str", "path_segment"]
+
+_T = TypeVar("_T")
+
+
+def non_empty_str(value: object, param: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(param, f"must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError(param, "must not be empty")
+    return value
+
+
+def path_segment(value: object, param: str) -> str:
+    """An id as exactly one percent-encoded path segment: it can never reach another route."""
+    text = non_empty_str(value, param)
+    segment = quote(text, safe="")
+    # "." and ".." survive quote() and would be collapsed by URL normalisation.
+    return segment.replace(".", "%2E") if set(segment) == {"."} else segment
+
+
+class AsyncResource:
+    """Base of the resource classes; holds the client's request pipeline."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def _page(self, response: Response, item: type[_T], fetch: Any) -> AsyncPage[_T]:
+        pipeline = self._pipeline
+        document = response.document
+        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+            raise pipeline.invalid(response, "a list response needs a 'data' array")
+        converter = get_converter()
+        meta = pipeline.decode(PageMeta, response, key="meta")
+        items: list[_T] = []
+        for index, entry in enumerate(document["data"]):
+            try:
+                items.append(converter.structure(entry, item))
+            except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+                problem = f"item {index} is not a {item.__name__}: {describe_error(exc)}"
+                raise pipeline.invalid(response, problem) from None
+        return AsyncPage(items, meta, fetch=fetch, raw_response=response.raw)
+
+
+def mapping_of(value: object, param: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidInputError(
+            param, f"must be an object (a dict with string keys), got {type(value).__name__}"
+        )
+    return value

@@ -1,0 +1,198 @@
+"""``client.workflows``: list, create, retrieve, update and delete workflows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
+
+from ventryx._converter import get_converter
+from ventryx._errors import InvalidInputError
+from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
+from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
+from ventryx.models import DeletedWorkflow, Step, Trigger, Workflow
+from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
+
+__all__ = ["AsyncWorkflows", "StepParam", "TriggerParam"]
+
+TriggerParam: TypeAlias = Trigger | Mapping[str, Any]
+"""A ``Trigger`` or the API's plain object, e.g. ``{"event": "user.registered"}``."""
+StepParam: TypeAlias = Step | Mapping[str, Any]
+"""A ``Step`` or the API's plain object, e.g. ``{"type": "send_notification", ...}``."""
+
+
+def _trigger_body(trigger: object) -> Any:
+    if isinstance(trigger, Trigger):
+        non_empty_str(trigger.event, "trigger.event")
+        return get_converter().unstructure(trigger)
+    body = mapping_of(trigger, "trigger")
+    non_empty_str(body.get("event"), "trigger.event")
+    return dict(body)
+
+
+def _steps_body(steps: object) -> list[Any]:
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise InvalidInputError("steps", f"must be a list of steps, got {type(steps).__name__}")
+    converter = get_converter()
+    body: list[Any] = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Step):
+            non_empty_str(step.type, f"steps[{index}].type")
+            body.append(converter.unstructure(step))
+        else:
+            fields = mapping_of(step, f"steps[{index}]")
+            non_empty_str(fields.get("type"), f"steps[{index}].type")
+            body.append(dict(fields))
+    return body
+
+
+class AsyncWorkflows(AsyncResource):
+    """Workflows: a trigger event and the steps it runs."""
+
+    def list(
+        self,
+        *,
+        page: int | None = None,
+        per_page: int | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> AsyncPager[Workflow]:
+        """List workflows: await for one page, iterate for all of them.
+
+        ``page`` starts at 1; ``per_page`` is 1 to 100 (the API's default is 20).
+        """
+        first, size = check_page_params(page, per_page)
+
+        async def fetch(number: int) -> AsyncPage[Workflow]:
+            params: dict[str, int] = {"page": number}
+            if size is not None:
+                params["per_page"] = size
+            response = await self._pipeline.request(
+                "GET",
+                "/workflows",
+                params=params,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+            )
+            return self._page(response, Workflow, fetch)
+
+        return AsyncPager(fetch, first or 1)
+
+    async def create(
+        self,
+        *,
+        name: str,
+        trigger: TriggerParam,
+        steps: Sequence[StepParam],
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> Workflow:
+        """Create a workflow that runs ``steps`` whenever ``trigger``'s event is emitted.
+
+        Retries are safe: every attempt carries the same ``Idempotency-Key`` (generated unless
+        given).
+        """
+        body = {
+            "name": non_empty_str(name, "name"),
+            "trigger": _trigger_body(trigger),
+            "steps": _steps_body(steps),
+        }
+        response = await self._pipeline.request(
+            "POST",
+            "/workflows",
+            body=body,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return self._pipeline.decode(Workflow, response)
+
+    async def retrieve(
+        self,
+        workflow_id: str,
+        *,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> Workflow:
+        """Fetch one workflow by id (``NotFoundError`` when there is none)."""
+        response = await self._pipeline.request(
+            "GET",
+            f"/workflows/{path_segment(workflow_id, 'workflow_id')}",
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return self._pipeline.decode(Workflow, response)
+
+    async def update(
+        self,
+        workflow_id: str,
+        *,
+        name: str | NotGiven = NOT_GIVEN,
+        trigger: TriggerParam | NotGiven = NOT_GIVEN,
+        steps: Sequence[StepParam] | NotGiven = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> Workflow:
+        """Change any of ``name``, ``trigger`` and ``steps``; fields not passed stay as they are.
+
+        Steps read from the API keep their unknown types and fields, so
+        ``update(wf.id, steps=wf.steps)`` writes back exactly what was read.
+        """
+        segment = path_segment(workflow_id, "workflow_id")
+        body: dict[str, Any] = {}
+        if not isinstance(name, NotGiven):
+            body["name"] = non_empty_str(name, "name")
+        if not isinstance(trigger, NotGiven):
+            body["trigger"] = _trigger_body(trigger)
+        if not isinstance(steps, NotGiven):
+            body["steps"] = _steps_body(steps)
+        if not body:
+            raise InvalidInputError("update", "pass at least one of name, trigger or steps")
+        response = await self._pipeline.request(
+            "PATCH",
+            f"/workflows/{segment}",
+            body=body,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return self._pipeline.decode(Workflow, response)
+
+    async def delete(
+        self,
+        workflow_id: str,
+        *,
+        idempotency_key: str | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+    ) -> DeletedWorkflow:
+        """Delete a workflow; the result says which id and ``deleted=True``."""
+        response = await self._pipeline.request(
+            "DELETE",
+            f"/workflows/{path_segment(workflow_id, 'workflow_id')}",
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+        )
+        return self._pipeline.decode(DeletedWorkflow, response)
