@@ -16,6 +16,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ventryx._types import as_object
 from ventryx.models import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
 
 __all__ = ["format_datetime", "get_converter", "make_converter", "parse_datetime"]
@@ -68,9 +69,10 @@ def _structure_float(value: Any, _: Any) -> float:
 
 
 def _structure_object(value: Any, _: Any) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
+    obj = as_object(value)
+    if obj is None:
         raise TypeError(f"expected an object, got {type(value).__name__}")
-    return value
+    return obj
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
@@ -80,12 +82,13 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
 
 
 def _structure_step(value: Any, _: Any) -> Step:
-    if not isinstance(value, dict):
+    obj = as_object(value)
+    if obj is None:
         raise TypeError(f"expected a step object, got {type(value).__name__}")
-    step_type = value.get("type")
+    step_type = obj.get("type")
     if not isinstance(step_type, str):
         raise TypeError("a step needs a string 'type'")
-    return Step(step_type, {k: v for k, v in value.items() if k != "type"})
+    return Step(step_type, {k: v for k, v in obj.items() if k != "type"})
 
 
 def _unstructure_step(step: Step) -> dict[str, Any]:
@@ -107,10 +110,11 @@ def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
     base_unstructure = make_dict_unstructure_fn(cls, converter, **omit)  # type: ignore[arg-type]
 
     def structure(value: Any, _: Any) -> Any:
-        if not isinstance(value, dict):
+        fields = as_object(value)
+        if fields is None:
             raise TypeError(f"expected a {cls.__name__} object, got {type(value).__name__}")
-        obj = base_structure(value, cls)
-        extra = {k: v for k, v in value.items() if k not in known}
+        obj = base_structure(fields, cls)
+        extra = {k: v for k, v in fields.items() if k not in known}
         return attrs.evolve(obj, extra=extra) if extra else obj
 
     def unstructure(obj: Any) -> dict[str, Any]:

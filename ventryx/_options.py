@@ -37,8 +37,8 @@ class ClientOptions:
     timeout: httpx.Timeout | None
     max_retries: int
     retry_policy: RetryPolicy
-    default_headers: Mapping[str, str] = attrs.field(factory=dict)
-    default_query: Mapping[str, str | int | float | bool] = attrs.field(factory=dict)
+    default_headers: Mapping[str, str] = attrs.field(factory=lambda: {})
+    default_query: Mapping[str, str | int | float | bool] = attrs.field(factory=lambda: {})
 
 
 def resolve_timeout(

@@ -39,7 +39,7 @@ from ventryx._options import (
 )
 from ventryx._retry import is_retryable, make_retrying, parse_retry_after
 from ventryx._shim import Shim
-from ventryx._types import Headers, NotGiven, Query, TimeoutTypes
+from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
 from ventryx.models import RawResponse
 
 __all__ = ["Pipeline", "Response", "describe_error"]
@@ -95,8 +95,9 @@ def _error_from_response(response: httpx.Response) -> APIStatusError:
         ctype = response.headers.get("content-type", "unknown type")
         message = f"non-JSON error body ({ctype}): {snippet}" if snippet else "empty error body"
     else:
-        error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict):
+        envelope = as_object(body)
+        error = as_object(envelope.get("error")) if envelope is not None else None
+        if error is not None:
             raw_code = error.get("code")
             code = raw_code if isinstance(raw_code, str) else None
             raw_message = error.get("message")
@@ -138,29 +139,15 @@ class Pipeline:
         idempotency_key: str | None = None,
     ) -> Response:
         """Send one logical call, with retries; return its decoded JSON or raise."""
-        headers = dict(self._headers)
-        headers.update(check_headers(extra_headers, "extra_headers"))
-        content: bytes | None = None
-        if body is not None:
-            content = _encode_body(body)
-            headers["Content-Type"] = "application/json"
-        if method in _IDEMPOTENT_BODY_METHODS:
-            headers["Idempotency-Key"] = (
-                new_idempotency_key()
-                if idempotency_key is None
-                else check_idempotency_key(idempotency_key)
-            )
-        query: dict[str, Any] = dict(self.options.default_query)
-        if params:
-            query.update(params)
-        query.update(check_query(extra_query, "extra_query"))
-        request = self.shim.build_request(
+        request = self.build_request(
             method,
-            self.options.base_url + path,
-            content=content,
-            params=httpx.QueryParams(query) if query else None,
-            headers=headers,
-            timeout=resolve_timeout(timeout, self.options.timeout),
+            path,
+            body=body,
+            params=params,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            idempotency_key=idempotency_key,
         )
         retries = (
             self.options.max_retries if max_retries is None else check_max_retries(max_retries)
@@ -189,6 +176,51 @@ class Pipeline:
             before_sleep=_log_retry(request),
         )
         return await retrying(_replay_then(first_failure, attempt))
+
+    def build_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        idempotency_key: str | None = None,
+    ) -> httpx.Request:
+        """The request of one logical call, exactly as every attempt of it is sent."""
+        headers = dict(self._headers)
+        headers.update(check_headers(extra_headers, "extra_headers"))
+        content: bytes | None = None
+        if body is not None:
+            content = _encode_body(body)
+            headers["Content-Type"] = "application/json"
+        if method in _IDEMPOTENT_BODY_METHODS:
+            headers["Idempotency-Key"] = (
+                new_idempotency_key()
+                if idempotency_key is None
+                else check_idempotency_key(idempotency_key)
+            )
+        query: dict[str, Any] = dict(self.options.default_query)
+        if params:
+            query.update(params)
+        query.update(check_query(extra_query, "extra_query"))
+        return self.shim.build_request(
+            method,
+            self.options.base_url + path,
+            content=content,
+            params=httpx.QueryParams(query) if query else None,
+            headers=headers,
+            timeout=resolve_timeout(timeout, self.options.timeout),
+        )
+
+    async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
+        """One attempt without retries: the decoded answer, or the mapped exception.
+
+        For callers that own the retry decisions (bulk emission shares one rate gate).
+        """
+        return await self._attempt(request, attempt)
 
     async def _attempt(self, request: httpx.Request, number: int) -> Response:
         started = time.perf_counter()

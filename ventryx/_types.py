@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Final, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Literal, TypeAlias, cast
 
 import httpx
-
-_T = TypeVar("_T")
 
 
 class NotGiven(enum.Enum):
@@ -24,6 +22,14 @@ class NotGiven(enum.Enum):
 
 
 NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+
+JSONObject: TypeAlias = dict[str, Any]
+
+
+def as_object(value: object) -> JSONObject | None:
+    """``value`` typed as a JSON object when it is a dict, else ``None``."""
+    return cast(JSONObject, value) if isinstance(value, dict) else None
+
 
 # `Union` rather than `|`: these aliases are evaluated at runtime on Python 3.10.
 TimeoutTypes: TypeAlias = float | httpx.Timeout | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import cattrs
@@ -12,6 +12,7 @@ from ventryx._converter import get_converter
 from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPage
 from ventryx._pipeline import Pipeline, Response, describe_error
+from ventryx._types import as_object
 from ventryx.models import PageMeta
 
 __all__ = ["AsyncResource", "mapping_of", "non_empty_str", "path_segment"]
@@ -43,13 +44,14 @@ class AsyncResource:
 
     def _page(self, response: Response, item: type[_T], fetch: Any) -> AsyncPage[_T]:
         pipeline = self._pipeline
-        document = response.document
-        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        document = as_object(response.document)
+        entries = document.get("data") if document is not None else None
+        if not isinstance(entries, list):
             raise pipeline.invalid(response, "a list response needs a 'data' array")
         converter = get_converter()
         meta = pipeline.decode(PageMeta, response, key="meta")
         items: list[_T] = []
-        for index, entry in enumerate(document["data"]):
+        for index, entry in enumerate(cast("list[object]", entries)):
             try:
                 items.append(converter.structure(entry, item))
             except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
@@ -59,8 +61,10 @@ class AsyncResource:
 
 
 def mapping_of(value: object, param: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise InvalidInputError(
-            param, f"must be an object (a dict with string keys), got {type(value).__name__}"
-        )
-    return value
+    """``value`` as a JSON object: a mapping whose keys are all strings."""
+    kind = type(value).__name__
+    if isinstance(value, Mapping):
+        mapping = cast("Mapping[object, Any]", value)
+        if all(isinstance(k, str) for k in mapping):
+            return cast("Mapping[str, Any]", mapping)
+    raise InvalidInputError(param, f"must be an object (a dict with string keys), got {kind}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from ventryx._converter import get_converter
 from ventryx._errors import InvalidInputError
@@ -34,7 +34,7 @@ def _steps_body(steps: object) -> list[Any]:
         raise InvalidInputError("steps", f"must be a list of steps, got {type(steps).__name__}")
     converter = get_converter()
     body: list[Any] = []
-    for index, step in enumerate(steps):
+    for index, step in enumerate(cast("Sequence[object]", steps)):
         if isinstance(step, Step):
             non_empty_str(step.type, f"steps[{index}].type")
             body.append(converter.unstructure(step))
