@@ -1,0 +1,106 @@
+"""The converter: JSON to models and back, losing nothing the API sent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ventryx import Event, Step, Trigger, Workflow
+from ventryx._converter import format_datetime, get_converter, parse_datetime
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+KNOWN_WORKFLOW = {"id", "name", "trigger", "steps", "created_at", "updated_at"}
+NAMES = st.text(min_size=1, max_size=10)
+STAMP = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)
+).map(format_datetime)
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict[str, Any]:
+    steps = draw(
+        st.lists(
+            st.dictionaries(NAMES.filter(lambda k: k != "type"), JSON, max_size=3).map(
+                lambda fields: fields
+            ),
+            max_size=4,
+        )
+    )
+    body: dict[str, Any] = {
+        "id": "wf_" + draw(st.text("0123456789abcdef", min_size=1, max_size=8)),
+        "name": draw(NAMES),
+        "trigger": {
+            "event": draw(NAMES),
+            **draw(st.dictionaries(NAMES.filter(lambda k: k != "event"), JSON, max_size=2)),
+        },
+        "steps": [{"type": draw(NAMES), **fields} for fields in steps],
+        "created_at": draw(STAMP),
+    }
+    if draw(st.booleans()):
+        body["updated_at"] = draw(STAMP)
+    body.update(
+        draw(st.dictionaries(NAMES.filter(lambda k: k not in KNOWN_WORKFLOW), JSON, max_size=3))
+    )
+    return body
+
+
+@settings(max_examples=200, deadline=None)
+@given(workflows())
+def test_any_workflow_round_trips(body: dict[str, Any]) -> None:
+    converter = get_converter()
+    workflow = converter.structure(body, Workflow)
+    assert converter.unstructure(workflow) == body
+    assert converter.structure(converter.unstructure(workflow), Workflow) == workflow
+
+
+def test_step_fields_and_accessors() -> None:
+    step = get_converter().structure({"type": "send_notification", "channel": "email"}, Step)
+    assert step == Step("send_notification", {"channel": "email"})
+    assert step["channel"] == "email"
+    assert step.get("template") is None
+    with pytest.raises(KeyError):
+        step["template"]
+
+
+def test_a_step_field_named_type_cannot_override_the_type() -> None:
+    data = get_converter().unstructure(Step("a", {"type": "b", "x": 1}))
+    assert data == {"type": "a", "x": 1}
+
+
+def test_unknown_field_literally_named_extra_is_kept() -> None:
+    body = {"id": "e", "type": "t", "data": {}, "created_at": "2026-01-01T00:00:00Z", "extra": 1}
+    event = get_converter().structure(body, Event)
+    assert event.extra == {"extra": 1}
+    assert get_converter().unstructure(event) == body
+
+
+def test_trigger_extra_round_trip() -> None:
+    trigger = get_converter().structure({"event": "e", "filter": {"a": 1}}, Trigger)
+    assert trigger == Trigger(event="e", extra={"filter": {"a": 1}})
+
+
+@given(
+    st.datetimes(
+        timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-7, minutes=-30))])
+    )
+)
+def test_datetime_round_trip(value: datetime) -> None:
+    assert parse_datetime(format_datetime(value)) == value
+
+
+@pytest.mark.parametrize(
+    "text", ["", "2026-01-01", "2026-13-01T00:00:00Z", "yesterday", "2026-01-01T00:00:00+2"]
+)
+def test_bad_timestamps(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_datetime(text)

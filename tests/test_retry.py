@@ -1,0 +1,99 @@
+"""The retry policy in isolation: Retry-After parsing, backoff and what is retryable."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from email.utils import format_datetime
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ventryx
+from ventryx._retry import RetryPolicy, is_retryable, parse_retry_after
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "3"}, 3.0),
+        ({"retry-after": "0.25"}, 0.25),
+        ({"retry-after": " 2 "}, 2.0),
+        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "Sat, 28 Nov 2026 12:00:07 GMT"}, 7.0),
+        ({"retry-after": "Sat, 28 Nov 2026 11:00:00 GMT"}, 0.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "whenever"}, None),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(httpx.Headers(headers), now=NOW) == expected
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_raises_or_goes_negative(text: str) -> None:
+    for name in ("retry-after", "retry-after-ms"):
+        value = parse_retry_after({name: text}, now=NOW)
+        assert value is None or value >= 0.0
+
+
+@given(st.integers(min_value=0, max_value=10**9))
+def test_http_dates_parse_to_the_seconds_until_then(delta: int) -> None:
+    stamp = format_datetime(datetime.fromtimestamp(NOW + delta, timezone.utc), usegmt=True)
+    assert parse_retry_after({"retry-after": stamp}, now=NOW) == pytest.approx(delta)
+
+
+def test_backoff_grows_is_capped_and_jittered_down() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4.0, jitter=0.25)
+    for attempt, full in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (10, 4.0)]:
+        waits = [policy.backoff(attempt) for _ in range(50)]
+        assert all(full * 0.75 <= w <= full for w in waits)
+        assert len(set(waits)) > 1
+
+
+def _status_error(
+    status: int, retry_after: float | None = None, code: str | None = None
+) -> ventryx.APIStatusError:
+    request = httpx.Request("POST", "https://api.ventryx.io/v1/events")
+    response = httpx.Response(status, request=request)
+    return ventryx.APIStatusError(
+        response=response, code=code, message="m", body=None, retry_after=retry_after
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ventryx.APIConnectionError(request=None), True),
+        (ventryx.APITimeoutError(request=None), True),
+        (_status_error(408), True),
+        (_status_error(409), True),
+        (_status_error(429), True),
+        (_status_error(429, retry_after=30.0), True),
+        (_status_error(429, retry_after=61.0), False),
+        (_status_error(500), True),
+        (_status_error(502), True),
+        (_status_error(503), True),
+        (_status_error(504), True),
+        (_status_error(501), False),
+        (_status_error(400), False),
+        (_status_error(400, code="rate_limit_exceeded"), True),
+        (_status_error(401), False),
+        (_status_error(403), False),
+        (_status_error(404), False),
+        (_status_error(413), False),
+        (_status_error(422), False),
+        (ValueError("not an API error"), False),
+        (KeyboardInterrupt(), False),
+    ],
+)
+def test_what_is_retried(exc: BaseException, expected: bool) -> None:
+    assert is_retryable(exc, RetryPolicy()) is expected
