@@ -7,6 +7,7 @@ import os
 import platform
 import warnings
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
@@ -142,7 +143,8 @@ def _check_base_url(base_url: object) -> str:
     if url.query or url.fragment or "?" in text or "#" in text:
         raise ConfigurationError("base_url must not contain a query string or a fragment")
     path = url.path.rstrip("/")
-    if any(seg in (".", "..") for seg in path.split("/")):
+    # httpx has already collapsed dot segments in ``url``: look at what was written.
+    if any(seg in (".", "..") for seg in urlsplit(text).path.split("/")):
         raise ConfigurationError("base_url must not contain '.' or '..' path segments")
     if url.scheme == "http" and not _is_local(url.host):
         warnings.warn(

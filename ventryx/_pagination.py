@@ -79,18 +79,16 @@ class AsyncPage(Generic[_T]):
             return None
         return await self._fetch(self.meta.page + 1)
 
-    async def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
+    def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
         """This page and every page after it."""
-        page: AsyncPage[_T] | None = self
-        while page is not None:
-            yield page
-            page = await page.next_page()
+        return _PageIterator(self._itself)
 
-    async def iter_items(self) -> AsyncIterator[_T]:
+    def iter_items(self) -> AsyncIterator[_T]:
         """Every item of this page and of every page after it."""
-        async for page in self.iter_pages():
-            for item in page.data:
-                yield item
+        return _ItemIterator(_PageIterator(self._itself))
+
+    async def _itself(self) -> AsyncPage[_T]:
+        return self
 
     def __aiter__(self) -> AsyncIterator[_T]:
         return self.iter_items()
@@ -112,17 +110,58 @@ class AsyncPager(Generic[_T]):
     def __await__(self) -> Generator[Any, None, AsyncPage[_T]]:
         return self.first_page().__await__()
 
-    async def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
-        """Every page from the first one asked for."""
-        first = await self.first_page()
-        async for page in first.iter_pages():
-            yield page
+    def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
+        """Every page from the first one asked for, fetched one at a time."""
+        return _PageIterator(self.first_page)
 
-    async def iter_items(self) -> AsyncIterator[_T]:
+    def iter_items(self) -> AsyncIterator[_T]:
         """Every item of every page, fetched one page at a time."""
-        first = await self.first_page()
-        async for item in first.iter_items():
-            yield item
+        return _ItemIterator(_PageIterator(self.first_page))
 
     def __aiter__(self) -> AsyncIterator[_T]:
         return self.iter_items()
+
+
+# Iterator classes rather than async generators: breaking out of an ``async for`` then leaves
+# nothing to finalize (an abandoned async generator warns on trio), and the sync facade can
+# drive ``__anext__`` directly.
+class _PageIterator(Generic[_T]):
+    __slots__ = ("_next", "_start")
+
+    def __init__(self, start: Callable[[], Awaitable[AsyncPage[_T]]]) -> None:
+        self._start: Callable[[], Awaitable[AsyncPage[_T]]] | None = start
+        self._next: AsyncPage[_T] | None = None
+
+    def __aiter__(self) -> _PageIterator[_T]:
+        return self
+
+    async def __anext__(self) -> AsyncPage[_T]:
+        if self._start is not None:
+            start, self._start = self._start, None
+            page: AsyncPage[_T] | None = await start()
+        elif self._next is not None:
+            page = await self._next.next_page()
+        else:
+            page = None
+        self._next = page
+        if page is None:
+            raise StopAsyncIteration
+        return page
+
+
+class _ItemIterator(Generic[_T]):
+    __slots__ = ("_items", "_pages")
+
+    def __init__(self, pages: _PageIterator[_T]) -> None:
+        self._pages = pages
+        self._items: Iterator[_T] = iter(())
+
+    def __aiter__(self) -> _ItemIterator[_T]:
+        return self
+
+    async def __anext__(self) -> _T:
+        while True:
+            for item in self._items:
+                return item
+            page = await self._pages.__anext__()
+            self._items = iter(page.data)

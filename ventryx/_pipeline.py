@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import attrs
 import cattrs
@@ -56,8 +57,22 @@ class Response:
     raw: RawResponse
 
 
+_URL_CACHE_SIZE = 64
+
+
 def new_idempotency_key() -> str:
-    return f"vx-{uuid.uuid4()}"
+    """A random key (128 bits) for one logical call."""
+    return f"vx-{os.urandom(16).hex()}"
+
+
+def _query_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
+    return (timeout or httpx.Timeout(None)).as_dict()
 
 
 def check_idempotency_key(key: object) -> str:
@@ -115,12 +130,15 @@ class Pipeline:
     def __init__(self, shim: Shim, options: ClientOptions) -> None:
         self.shim = shim
         self.options = options
+        # Lower-case names: they are merged over httpx's (lower-case) client headers by key.
         self._headers = {
-            "Authorization": f"Bearer {options.api_key}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-            **options.default_headers,
+            "authorization": f"Bearer {options.api_key}",
+            "user-agent": USER_AGENT,
+            "accept": "application/json",
+            **{name.lower(): value for name, value in options.default_headers.items()},
         }
+        self._timeout = _timeout_extension(options.timeout)
+        self._urls: dict[str, httpx.URL] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
         return Pipeline(self.shim, options)
@@ -189,15 +207,25 @@ class Pipeline:
         extra_query: Query | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Request:
-        """The request of one logical call, exactly as every attempt of it is sent."""
-        headers = dict(self._headers)
-        headers.update(check_headers(extra_headers, "extra_headers"))
+        """The request of one logical call, exactly as every attempt of it is sent.
+
+        Built directly rather than through ``client.build_request``, which re-parses the URL
+        and re-merges headers and cookies on every call (about 35 us, a tenth of a request).
+        The client's own default headers and query parameters still apply; cookies do not
+        (the API sets none).
+        """
+        client = self.shim.client
+        headers = dict(client.headers.multi_items())
+        headers.update(self._headers)
+        if extra_headers:
+            for name, value in check_headers(extra_headers, "extra_headers").items():
+                headers[name.lower()] = value
         content: bytes | None = None
         if body is not None:
             content = _encode_body(body)
-            headers["Content-Type"] = "application/json"
+            headers["content-type"] = "application/json"
         if method in _IDEMPOTENT_BODY_METHODS:
-            headers["Idempotency-Key"] = (
+            headers["idempotency-key"] = (
                 new_idempotency_key()
                 if idempotency_key is None
                 else check_idempotency_key(idempotency_key)
@@ -205,15 +233,30 @@ class Pipeline:
         query: dict[str, Any] = dict(self.options.default_query)
         if params:
             query.update(params)
-        query.update(check_query(extra_query, "extra_query"))
-        return self.shim.build_request(
-            method,
-            self.options.base_url + path,
-            content=content,
-            params=httpx.QueryParams(query) if query else None,
-            headers=headers,
-            timeout=resolve_timeout(timeout, self.options.timeout),
+        if extra_query:
+            query.update(check_query(extra_query, "extra_query"))
+        url = self._url(path, query)
+        if client.params:
+            url = url.copy_merge_params(client.params)
+        extension = (
+            self._timeout
+            if isinstance(timeout, NotGiven)
+            else _timeout_extension(resolve_timeout(timeout, self.options.timeout))
         )
+        return httpx.Request(
+            method, url, content=content, headers=headers, extensions={"timeout": extension}
+        )
+
+    def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
+        if query:
+            pairs = [(k, _query_value(v)) for k, v in query.items()]
+            return httpx.URL(f"{self.options.base_url}{path}?{urlencode(pairs)}")
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self.options.base_url + path)
+            if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths hit; ids may not
+                self._urls[path] = url
+        return url
 
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
         """One attempt without retries: the decoded answer, or the mapped exception.
