@@ -1,0 +1,117 @@
+"""Command-line options of the local server, shared by ``python -m ventryx.testing`` and the
+SDK CLI's ``serve`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
+from ventryx.testing._faults import FAULT_KINDS, Fault, FaultRule
+from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, RateLimit
+from ventryx.testing._server import serve_forever
+
+__all__ = ["add_server_arguments", "config_from_args", "parse_fault", "serve_forever"]
+
+FAULT_HELP = (
+    "inject a fault: ROUTE:KIND[=ARG][:PROBABILITY], repeatable. ROUTE is '*', 'METHOD /path' "
+    "or '* /path' with route templates such as /v1/workflows/{id}. KIND is one of "
+    f"{', '.join(FAULT_KINDS)}. ARG is the status for status (500, 502, 503, 504), the seconds "
+    "for delay, the Retry-After value for rate_limited ('none' for no header). PROBABILITY "
+    "defaults to 1. Examples: 'POST /v1/events:status=503:0.05', '*:reset_before:0.01', "
+    "'GET /v1/workflows/{id}:delay=0.5', '*:rate_limited=1'."
+)
+
+
+def parse_fault(spec: str) -> FaultRule:
+    """A ``FaultRule`` from ``ROUTE:KIND[=ARG][:PROBABILITY]``."""
+    route, sep, rest = spec.partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(f"expected ROUTE:KIND[=ARG][:PROBABILITY], got {spec!r}")
+    probability = 1.0
+    head, colon, tail = rest.rpartition(":")
+    if colon:
+        try:
+            probability = float(tail)
+            rest = head
+        except ValueError:
+            pass  # the colon belongs to ARG (an HTTP date)
+    kind, _, arg = rest.partition("=")
+    kind = kind.strip()
+    options: dict[str, Any] = {}
+    try:
+        if kind == "status" and arg:
+            options["status"] = int(arg)
+        elif kind == "delay":
+            options["delay"] = float(arg or "1")
+        elif kind == "rate_limited" and arg and arg.lower() != "none":
+            options["retry_after"] = arg
+        elif arg and kind not in ("status", "rate_limited"):
+            raise ValueError(f"fault kind {kind!r} takes no argument")
+        return FaultRule(route.strip(), fault=Fault(kind, **options), probability=probability)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"bad --fault {spec!r}: {exc}") from None
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the server's options to ``parser``."""
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="port to bind, 0 for a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"an accepted API key, repeatable (default: {DEFAULT_TEST_KEY})",
+    )
+    parser.add_argument(
+        "--rate-limit", type=float, metavar="R", help="allow R requests per second (token bucket)"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=1, metavar="B", help="bucket capacity (default: 1)"
+    )
+    parser.add_argument(
+        "--retry-after",
+        choices=RETRY_AFTER_FORMS,
+        default="fractional",
+        help="how a 429 states the wait (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fault", action="append", dest="faults", type=parse_fault, metavar="SPEC", help=FAULT_HELP
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of probabilistic faults (default: 0)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1_048_576,
+        help="largest accepted body (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not keep a log of every request"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The ``ServerConfig`` the parsed options describe."""
+    rate_limit = (
+        RateLimit(args.rate_limit, args.burst, args.retry_after)
+        if args.rate_limit is not None
+        else None
+    )
+    return ServerConfig(
+        api_keys=frozenset(args.api_keys or [DEFAULT_TEST_KEY]),
+        max_body_bytes=args.max_body_bytes,
+        rate_limit=rate_limit,
+        faults=tuple(args.faults or ()),
+        seed=args.seed,
+        record_requests=not args.no_record,
+    )

@@ -1,0 +1,122 @@
+"""Fault injection: which request fails how, scripted or seeded so a run is reproducible."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+
+FaultKind = Literal[
+    "status",
+    "html_502",
+    "reset_before",
+    "reset_after",
+    "delay",
+    "truncated",
+    "malformed_json",
+    "rate_limited",
+]
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    "status",
+    "html_502",
+    "reset_before",
+    "reset_after",
+    "delay",
+    "truncated",
+    "malformed_json",
+    "rate_limited",
+)
+# Faults that replace the answer before anything is processed: they never have an effect.
+BEFORE_KINDS = frozenset({"status", "html_502", "reset_before", "rate_limited"})
+# Faults that damage the answer after the effect is committed (and stored for replay).
+AFTER_KINDS = frozenset({"reset_after", "truncated", "malformed_json"})
+STATUS_CODES: dict[int, str] = {
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "service_unavailable",
+    504: "gateway_timeout",
+}
+
+
+def _check_status(inst: Fault, _attr: object, status: int) -> None:
+    if inst.kind == "status" and status not in STATUS_CODES:
+        raise ValueError(f"a status fault needs one of {sorted(STATUS_CODES)}, got {status}")
+
+
+@attrs.frozen
+class Fault:
+    """One injected failure; see the package docs for what each kind does."""
+
+    kind: FaultKind = attrs.field(validator=attrs.validators.in_(FAULT_KINDS))
+    status: int = attrs.field(default=503, kw_only=True, validator=_check_status)
+    delay: float = attrs.field(default=0.0, kw_only=True, validator=attrs.validators.ge(0.0))
+    retry_after: str | None = attrs.field(default=None, kw_only=True)
+
+
+def _check_route(_inst: object, _attr: object, route: str) -> None:
+    if route == "*":
+        return
+    method, _, path = route.partition(" ")
+    if not method or not path.startswith("/") or " " in path:
+        raise ValueError(f"route must be '*' or 'METHOD /path' (METHOD may be '*'), got {route!r}")
+
+
+def _to_sequence(seq: Sequence[Fault | None] | None) -> tuple[Fault | None, ...] | None:
+    return None if seq is None else tuple(seq)
+
+
+@attrs.frozen
+class FaultRule:
+    """Which requests get a fault: by route, then scripted (``sequence``) or by ``probability``."""
+
+    route: str = attrs.field(default="*", validator=_check_route)
+    fault: Fault | None = attrs.field(default=None, kw_only=True)
+    probability: float = attrs.field(
+        default=1.0,
+        kw_only=True,
+        validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)],
+    )
+    sequence: Sequence[Fault | None] | None = attrs.field(
+        default=None, kw_only=True, converter=_to_sequence
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if (self.fault is None) == (self.sequence is None):
+            raise ValueError("a FaultRule needs exactly one of fault= or sequence=")
+
+    def matches(self, method: str, template: str) -> bool:
+        """Whether a request with this method and route template falls under the rule."""
+        if self.route == "*":
+            return True
+        want_method, _, want_path = self.route.partition(" ")
+        if not want_path.startswith("/v1/"):
+            want_path = "/v1" + want_path
+        return want_path == template and want_method in ("*", method)
+
+
+class FaultPlan:
+    """The rules in force and their state (sequence positions, the seeded generator)."""
+
+    def __init__(self, rules: Sequence[FaultRule], seed: int) -> None:
+        self.rules = tuple(rules)
+        self._random = random.Random(seed)
+        self._seen = [0] * len(self.rules)
+
+    def pick(self, method: str, template: str) -> Fault | None:
+        """The fault for this request: the first matching rule that yields one wins."""
+        for index, rule in enumerate(self.rules):
+            if not rule.matches(method, template):
+                continue
+            if rule.sequence is not None:
+                n = self._seen[index]
+                self._seen[index] = n + 1
+                fault = rule.sequence[n] if n < len(rule.sequence) else None
+            elif rule.probability >= 1.0 or self._random.random() < rule.probability:
+                fault = rule.fault
+            else:
+                fault = None
+            if fault is not None:
+                return fault
+        return None
