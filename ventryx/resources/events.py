@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
+from ventryx._bulk._results import (
+    BulkProgress,
+    BulkSummary,
+    BulkTransport,
+    EventInput,
+    EventOutcome,
+)
+from ventryx._bulk._run import (
+    DEFAULT_CANCEL_GRACE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PROGRESS_INTERVAL,
+    DEFAULT_RATE_LIMIT_WAIT,
+    run_emit_many,
+)
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.models import Event
@@ -105,3 +119,65 @@ class AsyncEvents(AsyncResource):
             extra_query=extra_query,
         )
         return self._pipeline.decode(Event, response)
+
+    async def emit_many(
+        self,
+        events: Iterable[EventInput] | AsyncIterable[EventInput],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        transport: BulkTransport = "default",
+        on_result: Callable[[EventOutcome], object] | None = None,
+        on_progress: Callable[[BulkProgress], object] | None = None,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        cancel_grace: float = DEFAULT_CANCEL_GRACE,
+        summary: BulkSummary | None = None,
+    ) -> BulkSummary:
+        """Emit many events concurrently; every event pulled gets exactly one ``EventOutcome``.
+
+        ``events`` (an iterable or async iterable of ``NewEvent`` or ``{"type", "data", "key"}``
+        dicts) is pulled lazily by ``concurrency`` workers through a bounded queue: memory stays
+        flat however long the input. An item with a ``key`` is sent with an Idempotency-Key
+        derived from it, so re-running an interrupted import applies nothing twice; the others
+        get a random key, the same on every attempt. Invalid items are ``rejected`` with an
+        ``InvalidInputError`` without being sent.
+
+        A 429 pauses every worker of this client until Retry-After (or backoff), then admission
+        restarts paced, at a rate adapted to the 429s; one event waits out 429s for at most
+        ``max_rate_limit_wait`` seconds in all. Connection errors, timeouts and 5xx are retried
+        ``max_retries`` times (the client's setting by default) with the client's
+        ``RetryPolicy``. 400/404/413/422 reject that event. 401/403 stop the run: the rest are
+        ``not_sent``, and after settling the ``AuthenticationError``/``PermissionDeniedError``
+        is raised with the summary as its ``summary`` attribute.
+
+        ``on_result`` receives each outcome as it settles; ``on_progress`` a ``BulkProgress``
+        every ``progress_interval`` seconds and a final one (``final=True``). An exception from
+        a callback or from the input stops the run and is re-raised after settling.
+
+        Cancelling the call stops the pulling and gives requests on the wire ``cancel_grace``
+        seconds; every pulled event is reported (``indeterminate`` if sent without an answer,
+        ``not_sent`` otherwise) before the cancellation propagates. Pass your own ``summary``
+        to read the tally after a cancel: it is filled in place and returned.
+
+        ``transport="aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) sends through an
+        aiohttp-backed ``httpx.AsyncClient`` made for this call, much faster at high
+        concurrency; an injected ``http_client``'s hooks and proxies do not apply to it.
+
+        Returns the ``BulkSummary``: counts per outcome (summing to ``pulled``), attempts,
+        retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
+        not delivered (delivered ones go only to ``on_result``).
+        """
+        return await run_emit_many(
+            self._pipeline,
+            events,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            transport=transport,
+            on_result=on_result,
+            on_progress=on_progress,
+            progress_interval=progress_interval,
+            cancel_grace=cancel_grace,
+            summary=summary,
+        )

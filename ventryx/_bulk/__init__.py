@@ -1,0 +1,28 @@
+"""Concurrent bulk event emission: ``client.events.emit_many`` and its blocking twin.
+
+Roles: ``_input`` (item -> body and key), ``_gate`` (the shared rate gate), ``_engine`` (the
+worker pool), ``_run`` (arguments, transport, cancellation), ``_transport`` (aiohttp),
+``_blocking`` (the portal for sync code), ``_results`` (what a run reports).
+"""
+
+from ventryx._bulk._blocking import emit_many_blocking
+from ventryx._bulk._results import (
+    BulkProgress,
+    BulkSummary,
+    BulkTransport,
+    EventInput,
+    EventOutcome,
+    NewEvent,
+    OutcomeStatus,
+)
+
+__all__ = [
+    "BulkProgress",
+    "BulkSummary",
+    "BulkTransport",
+    "EventInput",
+    "EventOutcome",
+    "NewEvent",
+    "OutcomeStatus",
+    "emit_many_blocking",
+]

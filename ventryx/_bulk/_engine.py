@@ -1,0 +1,338 @@
+"""The bulk engine: a producer pulling the input lazily, a fixed pool of workers, one gate.
+
+Memory is flat in the input size: at most ``concurrency`` events wait in the queue and
+``concurrency`` are in the workers' hands. The engine runs shielded from the caller's
+cancellation; the caller's wrapper turns a cancel into ``interrupt()``, which stops the
+pulling, cancels waits at once and gives requests on the wire ``cancel_grace`` seconds to be
+answered, so that every event pulled is reported exactly once before the cancel propagates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import Any
+
+import anyio
+import httpx
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ventryx import _constants as C
+from ventryx._bulk._gate import RateGate
+from ventryx._bulk._input import fresh_key, prepare
+from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
+from ventryx._errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RateLimitError,
+)
+from ventryx._pipeline import Pipeline
+from ventryx._retry import is_retryable
+from ventryx.models import Event
+
+__all__ = ["Engine"]
+
+OnResult = Callable[[EventOutcome], object]
+OnProgress = Callable[[BulkProgress], object]
+
+
+class _Job:
+    """One pulled event on its way: the request all its attempts send, and their count."""
+
+    __slots__ = ("attempts", "index", "key", "rate_limit_wait", "request", "taken")
+
+    def __init__(self, index: int, key: str, request: httpx.Request) -> None:
+        self.index = index
+        self.key = key
+        self.request = request
+        self.attempts = 0
+        self.rate_limit_wait = 0.0
+        self.taken = False
+
+
+class Engine:
+    """One ``emit_many`` run; ``summary`` is filled in place as outcomes settle."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        gate: RateGate,
+        summary: BulkSummary,
+        *,
+        concurrency: int,
+        max_retries: int,
+        max_rate_limit_wait: float,
+        cancel_grace: float,
+        on_result: OnResult | None,
+        on_progress: OnProgress | None,
+        progress_interval: float,
+    ) -> None:
+        self.pipeline = pipeline
+        self.gate = gate
+        self.summary = summary
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.max_rate_limit_wait = max_rate_limit_wait
+        self.cancel_grace = cancel_grace
+        self.on_result = on_result
+        self.on_progress = on_progress
+        self.progress_interval = progress_interval
+        self.policy = pipeline.options.retry_policy
+        self.error: BaseException | None = None  # from the input or a callback: re-raised
+        self.in_flight = 0
+        self.stopping = False
+        self._stop_deadline = math.inf
+        self._producer = anyio.CancelScope()
+        self._waiting: set[anyio.CancelScope] = set()
+        self._sending: set[anyio.CancelScope] = set()
+        self._started = time.monotonic()
+
+    # -- control ---------------------------------------------------------------------------
+
+    def interrupt(self, grace: float) -> None:
+        """Stop pulling and retrying now; requests on the wire get ``grace`` seconds."""
+        deadline = anyio.current_time() + grace
+        self.stopping = True
+        self._producer.cancel()
+        for scope in list(self._waiting):
+            scope.cancel()
+        self._stop_deadline = min(self._stop_deadline, deadline)
+        for scope in list(self._sending):
+            scope.deadline = min(scope.deadline, deadline)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.interrupt(self.cancel_grace)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self, events: Iterable[Any] | AsyncIterable[Any]) -> None:
+        """Pull, send and report everything; never cancelled from outside (shielded)."""
+        with anyio.CancelScope(shield=True):
+            send, receive = anyio.create_memory_object_stream[_Job](self.concurrency)
+            async with anyio.create_task_group() as outer:
+                if self.on_progress is not None:
+                    outer.start_soon(self._tick)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._produce, events, send)
+                    for _ in range(self.concurrency):
+                        tg.start_soon(self._work, receive.clone())
+                    receive.close()
+                outer.cancel_scope.cancel()
+            self.summary.elapsed = time.monotonic() - self._started
+            self._progress(final=True)
+
+    async def _produce(
+        self, events: Iterable[Any] | AsyncIterable[Any], send: MemoryObjectSendStream[_Job]
+    ) -> None:
+        with self._producer, send:
+            index = 0
+            try:
+                if isinstance(events, AsyncIterable):
+                    async for item in events:
+                        await self._pull(index, item, send)
+                        index += 1
+                else:
+                    for item in events:
+                        await self._pull(index, item, send)
+                        index += 1
+            except Exception as exc:  # noqa: BLE001 - the caller's iterator failed: stop, re-raise
+                if self.error is None:
+                    self.error = exc
+
+    async def _pull(self, index: int, item: object, send: MemoryObjectSendStream[_Job]) -> None:
+        self.summary.pulled += 1
+        key: str | None = None
+        try:
+            body, key = prepare(item)
+            key = key or fresh_key()
+            request = self.pipeline.build_request("POST", "/events", body=body, idempotency_key=key)
+        except InvalidInputError as exc:
+            self._report(
+                EventOutcome(index=index, status="rejected", idempotency_key=key, error=exc)
+            )
+            return
+        job = _Job(index, key, request)
+        try:
+            await send.send(job)
+        except BaseException:
+            # Cancelled while waiting for room; the item may still have reached the queue, so
+            # mark it settled there and the worker that finds it skips it.
+            if not job.taken:
+                job.taken = True
+                self._report(self._outcome(job, "not_sent"))
+            raise
+
+    async def _work(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
+        with receive:
+            async for job in receive:
+                if job.taken:  # settled by the producer as it was cancelled
+                    continue
+                job.taken = True
+                if self.stopping:
+                    self._report(self._outcome(job, "not_sent"))
+                    continue
+                self.in_flight += 1
+                self.summary.max_in_flight = max(self.summary.max_in_flight, self.in_flight)
+                try:
+                    outcome = await self._deliver(job)
+                finally:
+                    self.in_flight -= 1
+                self._report(outcome)
+
+    # -- one event ---------------------------------------------------------------------------
+
+    async def _deliver(self, job: _Job) -> EventOutcome:
+        retries = 0
+        while True:
+            epoch = await self._wait(None)
+            if epoch is None:
+                return self._unfinished(job)
+            job.attempts += 1
+            self.summary.attempts += 1
+            if job.attempts == 1:
+                self.summary.sent += 1
+            error: APIError | None = None
+            scope = anyio.CancelScope(deadline=self._stop_deadline)
+            self._sending.add(scope)
+            try:
+                with scope:
+                    try:
+                        response = await self.pipeline.send_once(job.request, job.attempts)
+                        event = self.pipeline.decode(Event, response)
+                    except APIError as exc:
+                        error = exc
+                    else:
+                        self.gate.passed()
+                        return self._outcome(job, "delivered", event_id=event.id)
+            finally:
+                self._sending.discard(scope)
+            if error is None:  # cancelled on the wire: the server may have applied it
+                return self._outcome(job, "indeterminate")
+            if not isinstance(error, RateLimitError):
+                self.gate.passed()
+            if isinstance(error, RateLimitError):
+                outcome = self._rate_limited(job, epoch, error)
+                if outcome is not None:
+                    return outcome
+                continue
+            if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+                if self.summary.stopped_by is None:
+                    self.summary.stopped_by = error
+                self.interrupt(self.cancel_grace)
+                return self._outcome(job, "rejected", error=error)
+            transient = isinstance(error, APIConnectionError) or (
+                isinstance(error, APIStatusError) and error.status_code in C.RETRYABLE_STATUSES
+            )
+            # A 2xx with a body we cannot read: the replay of its key returns the stored answer.
+            unreadable = isinstance(error, APIResponseValidationError)
+            if not (transient or unreadable):
+                status: OutcomeStatus = (
+                    "rejected" if isinstance(error, APIStatusError) else "failed"
+                )
+                return self._outcome(job, status, error=error)
+            retryable = unreadable or is_retryable(error, self.policy)
+            if retries >= self.max_retries or not retryable:
+                return self._outcome(job, "failed", error=error)
+            retries += 1
+            delay = self.policy.backoff(retries)
+            if isinstance(error, APIStatusError) and error.retry_after is not None:
+                delay = max(delay, error.retry_after)
+            if await self._wait(delay) is None:
+                return self._unfinished(job)
+
+    def _rate_limited(self, job: _Job, epoch: int, error: RateLimitError) -> EventOutcome | None:
+        """Tell the gate; the outcome when this event's 429 wait budget is spent, else None."""
+        self.summary.rate_limited += 1
+        backoff = self.policy.backoff(self.gate.streak + 1)
+        wait = self.gate.rate_limited(epoch, error.retry_after, backoff)
+        too_long = error.retry_after is not None and error.retry_after > self.policy.max_retry_after
+        if too_long or job.rate_limit_wait + wait > self.max_rate_limit_wait:
+            return self._outcome(job, "failed", error=error)
+        job.rate_limit_wait += wait
+        return None
+
+    async def _wait(self, delay: float | None) -> int | None:
+        """Sleep ``delay`` (or until the gate admits, when None); None if the run stopped."""
+        if self.stopping:
+            return None
+        scope = anyio.CancelScope()
+        self._waiting.add(scope)
+        result: int | None = None
+        try:
+            with scope:
+                if delay is None:
+                    result = await self.gate.admit()
+                else:
+                    await self.pipeline.shim.sleep(delay)
+                    result = 0
+        finally:
+            self._waiting.discard(scope)
+        return None if self.stopping else result
+
+    def _unfinished(self, job: _Job) -> EventOutcome:
+        return self._outcome(job, "indeterminate" if job.attempts else "not_sent")
+
+    @staticmethod
+    def _outcome(
+        job: _Job,
+        status: OutcomeStatus,
+        *,
+        event_id: str | None = None,
+        error: BaseException | None = None,
+    ) -> EventOutcome:
+        return EventOutcome(
+            index=job.index,
+            status=status,
+            idempotency_key=job.key,
+            event_id=event_id,
+            error=error,
+            attempts=job.attempts,
+        )
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _report(self, outcome: EventOutcome) -> None:
+        self.summary.record(outcome)
+        if self.on_result is not None:
+            try:
+                self.on_result(outcome)
+            except Exception as exc:  # noqa: BLE001 - the caller's callback: stop, re-raise later
+                self._fail(exc)
+
+    async def _tick(self) -> None:
+        while True:
+            await anyio.sleep(self.progress_interval)
+            self._progress(final=False)
+
+    def _progress(self, *, final: bool) -> None:
+        if self.on_progress is None:
+            return
+        s = self.summary
+        snapshot = BulkProgress(
+            pulled=s.pulled,
+            sent=s.sent,
+            delivered=s.delivered,
+            rejected=s.rejected,
+            failed=s.failed,
+            not_sent=s.not_sent,
+            indeterminate=s.indeterminate,
+            in_flight=self.in_flight,
+            attempts=s.attempts,
+            retries=s.retries,
+            rate_limited=s.rate_limited,
+            rate=self.gate.rate,
+            elapsed=time.monotonic() - self._started,
+            final=final,
+        )
+        try:
+            self.on_progress(snapshot)
+        except Exception as exc:  # noqa: BLE001 - the caller's callback: stop, re-raise later
+            self._fail(exc)

@@ -1,0 +1,116 @@
+"""``emit_many`` behind the resource method: checks, the transport, cancellation, the result."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterable, Iterable
+from typing import TypeAlias
+
+import anyio
+
+from ventryx._bulk._engine import Engine, OnProgress, OnResult
+from ventryx._bulk._gate import gate_for
+from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
+from ventryx._bulk._transport import aiohttp_pipeline
+from ventryx._errors import InvalidInputError
+from ventryx._options import check_max_retries
+from ventryx._pipeline import Pipeline
+
+__all__ = ["Events", "run_emit_many"]
+
+Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
+
+DEFAULT_CONCURRENCY = 32
+DEFAULT_RATE_LIMIT_WAIT = 300.0
+DEFAULT_CANCEL_GRACE = 5.0
+DEFAULT_PROGRESS_INTERVAL = 1.0
+
+
+def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
+        raise InvalidInputError(param, "must be a positive number" + (" or 0" * allow_zero))
+    return float(value)  # type: ignore[arg-type]
+
+
+async def run_emit_many(
+    pipeline: Pipeline,
+    events: Events,
+    *,
+    concurrency: int,
+    max_retries: int | None,
+    max_rate_limit_wait: float,
+    transport: BulkTransport,
+    on_result: OnResult | None,
+    on_progress: OnProgress | None,
+    progress_interval: float,
+    cancel_grace: float,
+    summary: BulkSummary | None,
+) -> BulkSummary:
+    """Check the arguments, pick the transport, run the engine, settle, raise or return."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidInputError("concurrency", "must be an integer >= 1")
+    retries = pipeline.options.max_retries if max_retries is None else max_retries
+    retries = check_max_retries(retries)
+    if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
+        raise InvalidInputError("events", "must be an iterable or async iterable of events")
+    if transport not in ("default", "aiohttp"):
+        raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+    if summary is None:
+        summary = BulkSummary()
+    gate = gate_for(pipeline.shim)
+    wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
+    grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
+    interval = _positive(progress_interval, "progress_interval")
+
+    def make(through: Pipeline) -> Engine:
+        return Engine(
+            through,
+            gate,
+            summary,
+            concurrency=concurrency,
+            max_retries=retries,
+            max_rate_limit_wait=wait,
+            cancel_grace=grace,
+            on_result=on_result,
+            on_progress=on_progress,
+            progress_interval=interval,
+        )
+
+    if transport == "default":
+        engine = make(pipeline)
+        await _drive(engine, events)
+    else:
+        fast = aiohttp_pipeline(pipeline.options, concurrency)
+        try:
+            engine = make(fast)
+            await _drive(engine, events)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await fast.shim.aclose()
+    if engine.error is not None:
+        raise engine.error
+    if summary.stopped_by is not None:
+        summary.stopped_by.summary = summary  # type: ignore[attr-defined]
+        raise summary.stopped_by
+    return summary
+
+
+async def _drive(engine: Engine, events: Events) -> None:
+    """Run the engine; a cancel of the caller interrupts it, waits for it to settle, propagates."""
+    done = anyio.Event()
+
+    async def run() -> None:
+        try:
+            await engine.run(events)
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            engine.summary.cancelled = True
+            engine.interrupt(engine.cancel_grace)
+            raise
