@@ -7,7 +7,7 @@ import os
 import platform
 import warnings
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import httpx
@@ -138,13 +138,17 @@ def _check_base_url(base_url: object) -> str:
         raise ConfigurationError(
             f"base_url must start with https:// (or http:// for a local server), got {text!r}"
         )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigurationError(f"base_url port must be 1 to 65535, got {url.port}")
     if url.userinfo:
         raise ConfigurationError("base_url must not contain credentials; pass api_key= instead")
     if url.query or url.fragment or "?" in text or "#" in text:
         raise ConfigurationError("base_url must not contain a query string or a fragment")
     path = url.path.rstrip("/")
-    # httpx has already collapsed dot segments in ``url``: look at what was written.
-    if any(seg in (".", "..") for seg in urlsplit(text).path.split("/")):
+    # httpx has already collapsed dot segments in ``url``: look at what was written, decoded
+    # (``%2e%2e`` is a dot segment too, and ``%2F`` hides a separator).
+    written = urlsplit(text).path.split("/")
+    if any(part in (".", "..") for seg in written for part in unquote(seg).split("/")):
         raise ConfigurationError("base_url must not contain '.' or '..' path segments")
     if url.scheme == "http" and not _is_local(url.host):
         warnings.warn(

@@ -92,7 +92,7 @@ def _encode_body(body: Mapping[str, Any]) -> bytes:
         # Name the top-level field that failed, not just the whole body.
         for name, value in body.items():
             try:
-                json.dumps(value, allow_nan=False)
+                json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
             except (TypeError, ValueError) as inner:
                 raise InvalidInputError(name, f"is not JSON-serialisable: {inner}") from None
         raise InvalidInputError("body", f"is not JSON-serialisable: {exc}") from None
@@ -104,7 +104,7 @@ def _error_from_response(response: httpx.Response) -> APIStatusError:
     message: str
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         body = response.text
         snippet = " ".join(body.split())[:200]
         ctype = response.headers.get("content-type", "unknown type")
@@ -290,7 +290,7 @@ class Pipeline:
             raise _error_from_response(response)
         try:
             document = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
             raise APIResponseValidationError(
                 f"HTTP {response.status_code} with a body that is not JSON",
                 response=response,
