@@ -1,0 +1,1 @@
+"""Benchmarks of the ventryx SDK: ``python -m benchmarks [--quick]`` (see README.md)."""

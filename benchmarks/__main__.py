@@ -1,0 +1,190 @@
+"""``python -m benchmarks [--quick]``: every benchmark, one table of ratios, JSON and a plot.
+
+Writes ``latest.json`` (the rows, raw curve data, the machine) and ``concurrency.png`` to
+``benchmarks/results/`` (``--out`` to change), and ``PERFORMANCE.md`` in full mode or with
+``--write-markdown``. Exits 1 when a benchmark failed (not when a target is missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import bench_curve, bench_decode, bench_import, bench_percall
+from benchmarks._external import external_rows, load_runner
+from benchmarks._util import (
+    Config,
+    Row,
+    canned_server,
+    machine_info,
+    machine_line,
+    render_table,
+    ventryx_server,
+)
+
+__all__ = ["BENCHES", "main", "run_all"]
+
+BENCHES = ("percall", "curve", "decode", "import", "bulk", "server")
+RESULTS = Path(__file__).parent / "results"
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _guard(group: str, fn: Callable[[], list[Row]]) -> list[Row]:
+    """Run one benchmark; a crash becomes an ``error`` row instead of ending the run."""
+    started = time.perf_counter()
+    _log(f"{group} ...")
+    try:
+        rows = fn()
+    except Exception as exc:
+        traceback.print_exc()
+        rows = [Row.error(group, "benchmark", exc)]
+    _log(f"{group} done in {time.perf_counter() - started:.1f} s")
+    return rows
+
+
+def _bulk_available() -> str | None:
+    """Why the bulk benchmark cannot run, or ``None`` when it can."""
+    try:
+        from ventryx.resources.events import AsyncEvents
+    except ImportError as exc:
+        return f"ventryx does not import: {exc}"
+    if not hasattr(AsyncEvents, "emit_many"):
+        return "AsyncVentryx().events has no emit_many yet"
+    return None
+
+
+def _external(group: str, module: str, quick: bool, extra: dict[str, Any]) -> list[Row]:
+    runner = load_runner(module)
+    if runner is None:
+        return [Row.unavailable(group, "benchmark", f"benchmarks/{module}.py does not exist")]
+    if group == "bulk" and (why := _bulk_available()) is not None:
+        return [Row.unavailable(group, "benchmark", why)]
+    result = runner(quick)
+    extra[group] = result
+    return external_rows(group, result)
+
+
+def run_all(
+    cfg: Config,
+    out: Path,
+    *,
+    only: Sequence[str] = BENCHES,
+    write_markdown: bool = False,
+) -> dict[str, Any]:
+    """Run the selected benchmarks, print the table, write the results; return the report."""
+    info = machine_info()
+    started = time.time()
+    rows: list[Row] = []
+    extra: dict[str, Any] = {}
+    curve: dict[str, Any] = {}
+    quick = cfg.name != "full"
+    with contextlib.ExitStack() as stack:
+        canned = stack.enter_context(canned_server()) if {"percall", "curve"} & set(only) else ""
+        if "percall" in only:
+            local: str | None = None
+            try:
+                local = stack.enter_context(ventryx_server())
+            except Exception as exc:
+                _log(f"the local Ventryx server did not start: {exc}")
+            rows += _guard("per-call", lambda: bench_percall.run(cfg, canned, local))
+        if "curve" in only:
+
+            def do_curve() -> list[Row]:
+                curve_rows, rps = bench_curve.run(cfg, canned)
+                curve["levels"] = list(cfg.curve_levels)
+                curve["rps"] = {k: {str(c): v for c, v in d.items()} for k, d in rps.items()}
+                try:
+                    bench_curve.plot(
+                        rps, cfg.curve_levels, out / "concurrency.png", machine_line(info)
+                    )
+                    curve["plot"] = "concurrency.png"
+                except ImportError:
+                    curve["plot"] = None
+                    _log("matplotlib is not installed: concurrency.png not drawn")
+                return curve_rows
+
+            rows += _guard("curve", do_curve)
+    if "decode" in only:
+        rows += _guard("decode", lambda: bench_decode.run(cfg))
+    if "import" in only:
+        rows += _guard("import", lambda: bench_import.run(cfg))
+    for group, module in (("bulk", "bench_bulk"), ("server", "bench_server")):
+        if group in only:
+            rows += _guard(group, lambda g=group, m=module: _external(g, m, quick, extra))
+
+    report = {
+        "mode": cfg.name,
+        "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(),
+        "seconds": round(time.time() - started, 1),
+        "machine": info,
+        "config": dict(vars(cfg)),
+        "rows": [row.as_dict() for row in rows],
+        "curve": curve,
+        "external": extra,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"\nventryx benchmarks ({cfg.name} mode) on {machine_line(info)}\n")
+    print(render_table(rows))
+    print(f"\nwrote {out / 'latest.json'}")
+    if write_markdown:
+        (out / "PERFORMANCE.md").write_text(_markdown(rows, report))
+        print(f"wrote {out / 'PERFORMANCE.md'}")
+    return report
+
+
+def _markdown(rows: Sequence[Row], report: dict[str, Any]) -> str:
+    info = report["machine"]
+    return (
+        "<!-- Written by `python -m benchmarks` (full mode); do not edit by hand. -->\n"
+        "## Performance\n\n"
+        f"Measured {report['started'][:10]} on {machine_line(info)}, "
+        f"{info['platform']}; {report['mode']} mode, {report['config']['runs']} interleaved runs "
+        "per figure, median [min-max]. Ratios are SDK / raw measured side by side in the "
+        "same run; CPU/req is the client process's CPU time per request (the server runs in "
+        "another process). Targets are on the median ratio.\n\n"
+        f"{render_table(rows, markdown=True)}\n\n"
+        "![requests/s against concurrency](concurrency.png)\n\n"
+        "How to run and how to read these figures: `benchmarks/README.md`.\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the short mode CI runs (< 2 min)")
+    mode.add_argument(
+        "--tiny", action="store_true", help="smoke test: proves it runs, numbers meaningless"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument(
+        "--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}"
+    )
+    parser.add_argument(
+        "--write-markdown", action="store_true", help="write PERFORMANCE.md (always in full mode)"
+    )
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(only) - set(BENCHES)
+    if unknown:
+        parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    cfg = Config.tiny() if args.tiny else Config.quick() if args.quick else Config.full()
+    report = run_all(
+        cfg, args.out, only=only, write_markdown=args.write_markdown or cfg.name == "full"
+    )
+    return 1 if any(row["status"] == "error" for row in report["rows"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
