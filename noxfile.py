@@ -10,6 +10,7 @@ nox.options.sessions = ["lint", "typecheck", "sync_check", "tests"]
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+RUFF = "ruff==0.17.6"  # the generator of ventryx_sync formats its output with it, too
 
 
 def _group(name: str) -> list[str]:
@@ -19,23 +20,25 @@ def _group(name: str) -> list[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite on the current interpreter (starts its own local servers)."""
-    session.install("-e", ".[cli,aiohttp]", *_group("test"))
+    # tests/test_generate_sync.py runs the generator, which formats its output with ruff.
+    session.install("-e", ".[cli,aiohttp]", *_group("test"), RUFF)
     session.run("pytest", *session.posargs)
 
 
 @nox.session(name="tests-all", python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
     """The whole test suite on every supported Python that is installed."""
-    session.install(".[cli,aiohttp]", *_group("test"))
+    session.install(".[cli,aiohttp]", *_group("test"), RUFF)
     session.run("pytest", "-q", "-p", "no:randomly", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff lint and format check, then a check that the package imports."""
-    session.install("ruff==0.17.6")
+    session.install(RUFF, "-e", ".")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("python", "-c", "import ventryx")
 
 
 @nox.session
@@ -51,14 +54,14 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(name="sync_check")
 def sync_check(session: nox.Session) -> None:
     """Fail when ventryx_sync differs from a fresh generation."""
-    session.install("-e", ".")
+    session.install("-e", ".", RUFF)
     session.run("python", "scripts/generate_sync.py", "--check")
 
 
 @nox.session(name="sync_generate")
 def sync_generate(session: nox.Session) -> None:
     """Regenerate ventryx_sync from the async code."""
-    session.install("-e", ".")
+    session.install("-e", ".", RUFF)
     session.run("python", "scripts/generate_sync.py")
 
 

@@ -1,0 +1,96 @@
+"""Every public module's ``__all__`` is sorted and complete; ``import ventryx`` stays light."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_MODULES = ["ventryx", "ventryx.models", "ventryx.testing", "ventryx_sync"]
+
+
+def assigned_names(module: types.ModuleType) -> set[str]:
+    """Names bound by a top-level assignment in the module's own source."""
+    source = inspect.getsource(module)
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def defined_in_package(name: str, value: object, module: types.ModuleType) -> bool:
+    """Whether a module-level name is one of the package's own objects (not a stdlib import)."""
+    if isinstance(value, types.ModuleType):
+        return False
+    root = module.__name__.split(".")[0]
+    origin = getattr(value, "__module__", None)
+    if not isinstance(origin, str) and not isinstance(value, type):
+        origin = type(value).__module__
+    if isinstance(origin, str) and (
+        origin == root or origin.startswith(("ventryx.", "ventryx_sync"))
+    ):
+        return True
+    return name in assigned_names(module)
+
+
+def isort_key(name: str) -> tuple[int, str]:
+    """ruff's RUF022 order: CONSTANTS, then Classes, then everything else."""
+    if name.isupper() and len(name) > 1:
+        return (0, name)
+    return (1 if name[:1].isupper() else 2, name)
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_complete(name: str) -> None:
+    if name == "ventryx_sync" and not (ROOT / "ventryx_sync" / "__init__.py").exists():
+        pytest.skip("ventryx_sync is not generated yet")
+    module = importlib.import_module(name)
+    exported = list(module.__all__)
+    assert exported == sorted(exported, key=isort_key)
+    assert len(set(exported)) == len(exported)
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert missing == []
+    public = {
+        n
+        for n, value in vars(module).items()
+        if not n.startswith("_") and defined_in_package(n, value, module)
+    }
+    assert sorted(public - set(exported)) == []
+
+
+def test_import_ventryx_stays_light() -> None:
+    code = "import json, sys, ventryx; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(json.loads(result.stdout))
+    assert "ventryx" in loaded
+    heavy = {
+        "rich",
+        "aiohttp",
+        "httpx_aiohttp",
+        "ventryx.testing",
+        "ventryx._cli",
+        "ventryx.__main__",
+    }
+    assert sorted(heavy & loaded) == []
+
+
+def test_the_command_line_is_a_console_script() -> None:
+    from ventryx.__main__ import main
+
+    assert callable(main)
+    assert 'ventryx = "ventryx.__main__:main"' in (ROOT / "pyproject.toml").read_text()

@@ -1,0 +1,186 @@
+"""The argument parser, the dispatch to a command, and the error boundary around it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+
+from ventryx._cli import _commands, _emit_file
+from ventryx._cli._output import print_error
+from ventryx._cli._progress import PROGRESS_MODES
+from ventryx._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from ventryx._errors import APIError, ConfigurationError, InvalidInputError
+from ventryx._version import __version__
+
+__all__ = ["build_parser", "main"]
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _client_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """``--base-url``, ``--api-key`` and ``--json``: accepted before or after the command."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--base-url",
+        default=default,
+        metavar="URL",
+        help=f"API root (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument(
+        "--api-key", default=default, metavar="KEY", help=f"API key (default: ${API_KEY_ENV})"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print results as JSON",
+    )
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="progress bar on stderr: rich when installed (auto), plain, or none",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ventryx", description="The Ventryx API from the command line."
+    )
+    parser.add_argument("--version", action="version", version=f"ventryx {__version__}")
+    _client_options(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _client_options(common, suppress=True)
+    nouns = parser.add_subparsers(dest="noun", metavar="COMMAND", required=True)
+
+    workflows = nouns.add_parser("workflows", help="list, show and create workflows")
+    verbs = workflows.add_subparsers(dest="verb", metavar="ACTION", required=True)
+    listing = verbs.add_parser("list", parents=[common], help="list workflows")
+    listing.add_argument("--page", type=int, help="page number, from 1")
+    listing.add_argument("--per-page", type=int, metavar="N", help="page size, 1 to 100")
+    listing.add_argument("--all", action="store_true", help="every workflow of every page")
+    listing.set_defaults(command=_commands.workflows_list)
+    show = verbs.add_parser("show", parents=[common], help="show one workflow")
+    show.add_argument("id", metavar="ID")
+    show.set_defaults(command=_commands.workflows_show)
+    create = verbs.add_parser(
+        "create", parents=[common], help="create a workflow from a JSON file ('-': stdin)"
+    )
+    create.add_argument("file", metavar="FILE.json")
+    create.add_argument("--idempotency-key", metavar="KEY")
+    create.set_defaults(command=_commands.workflows_create)
+
+    events = nouns.add_parser("events", help="emit events, one or a file of them")
+    verbs = events.add_subparsers(dest="verb", metavar="ACTION", required=True)
+    emit = verbs.add_parser("emit", parents=[common], help="emit one event")
+    emit.add_argument("type", metavar="TYPE")
+    emit.add_argument("--data", metavar="JSON", help="the event's data, a JSON object")
+    emit.add_argument("--idempotency-key", metavar="KEY")
+    emit.set_defaults(command=_commands.events_emit)
+    emit_file = verbs.add_parser(
+        "emit-file",
+        parents=[common],
+        help="emit every line of a JSONL file, concurrently",
+        description=(
+            'Each line is {"type": ..., "data": {...}} plus an optional key field. Lines that '
+            "are not delivered are written to the failures file; the exit status is 1 if any."
+        ),
+    )
+    emit_file.add_argument("file", metavar="FILE.jsonl")
+    emit_file.add_argument(
+        "--concurrency", type=int, default=32, metavar="N", help="requests in flight (default: 32)"
+    )
+    emit_file.add_argument(
+        "--failures",
+        metavar="FILE",
+        help="where the lines not delivered go (default: FILE.jsonl.failures)",
+    )
+    emit_file.add_argument(
+        "--key-field",
+        default="key",
+        metavar="NAME",
+        help="the field whose value makes re-sending a line safe (default: key)",
+    )
+    _progress_option(emit_file)
+    emit_file.set_defaults(runner=_emit_file.events_emit_file)
+
+    serve = nouns.add_parser(
+        "serve", help="run the local Ventryx server (for offline development and tests)"
+    )
+    from ventryx.testing._cli import add_server_arguments  # noqa: PLC0415 - only for serve
+
+    add_server_arguments(serve)
+    serve.set_defaults(runner=_serve)
+
+    demo = nouns.add_parser("demo", help="a tour of the SDK against an embedded local server")
+    demo.add_argument(
+        "--events", type=int, default=10_000, metavar="N", help="bulk events (default: 10000)"
+    )
+    demo.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="bulk concurrency (default: 32 with the aiohttp extra, else 8)",
+    )
+    _progress_option(demo)
+    demo.set_defaults(runner=_demo)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ventryx.testing._cli import config_from_args, serve_forever  # noqa: PLC0415
+
+    if args.api_keys is None and args.api_key:
+        args.api_keys = [args.api_key]  # `ventryx --api-key K serve`
+    try:
+        config = config_from_args(args)
+    except (TypeError, ValueError) as exc:
+        sys.stderr.write(f"ventryx serve: error: {exc}\n")
+        return EXIT_USAGE
+    try:
+        serve_forever(config, args.host, args.port)
+    except OSError as exc:
+        sys.stderr.write(f"ventryx serve: cannot serve on {args.host}:{args.port}: {exc}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ventryx._cli._demo import run_demo  # noqa: PLC0415 - imports the local server
+
+    return run_demo(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``ventryx`` with ``argv`` (default: the process's arguments); returns the exit status.
+
+    API errors print one line (class, status, code, request id) on stderr, never a traceback.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        if hasattr(args, "runner"):
+            status: int = args.runner(args)
+            return status
+        command: Command = args.command
+        return anyio.run(command, args)
+    except APIError as exc:
+        print_error(exc)
+        return EXIT_FAILED
+    except (ConfigurationError, InvalidInputError, _commands.UsageError) as exc:
+        print_error(exc)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("ventryx: interrupted\n")
+        return EXIT_INTERRUPTED

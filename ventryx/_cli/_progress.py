@@ -1,0 +1,139 @@
+"""The live progress bar of bulk emission: rich when installed, one plain line otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from types import TracebackType
+from typing import Literal, TextIO
+
+from ventryx._bulk import BulkProgress
+
+__all__ = ["ProgressMode", "ProgressView", "make_progress"]
+
+ProgressMode = Literal["auto", "rich", "plain", "none"]
+PROGRESS_MODES: tuple[ProgressMode, ...] = ("auto", "rich", "plain", "none")
+
+
+def settled(progress: BulkProgress) -> int:
+    """Events that have their outcome."""
+    p = progress
+    return p.delivered + p.rejected + p.failed + p.not_sent + p.indeterminate
+
+
+def status_text(progress: BulkProgress) -> str:
+    p = progress
+    rate = p.delivered / p.elapsed if p.elapsed > 0 else 0.0
+    text = f"delivered {p.delivered:,}  {rate:,.0f}/s  retries {p.retries:,}"
+    problems = p.rejected + p.failed + p.not_sent + p.indeterminate
+    return text + (f"  not delivered {problems:,}" if problems else "")
+
+
+class ProgressView:
+    """Shows nothing; the base of the real views (``--progress none``)."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        self.total = total
+        self.label = label
+
+    def update(self, progress: BulkProgress) -> None:
+        """Show a snapshot (``emit_many``'s ``on_progress``)."""
+
+    def __enter__(self) -> ProgressView:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class PlainProgress(ProgressView):
+    """One line rewritten in place on a terminal; elsewhere, only the final line."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int | None, label: str, stream: TextIO | None = None) -> None:
+        super().__init__(total, label)
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+        self.shown = False
+
+    def render(self, progress: BulkProgress) -> str:
+        done = settled(progress)
+        if self.total:
+            filled = min(self.WIDTH, self.WIDTH * done // self.total)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            count = f"[{bar}] {done:,}/{self.total:,}"
+        else:
+            count = f"{done:,}"
+        return f"{self.label} {count}  {status_text(progress)}  {progress.elapsed:.1f}s"
+
+    def update(self, progress: BulkProgress) -> None:
+        if self.live or progress.final:
+            prefix = "\r" if self.live else ""
+            self.stream.write(prefix + self.render(progress))
+            self.stream.flush()
+            self.shown = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class RichProgress(ProgressView):
+    """A rich progress bar on stderr."""
+
+    def __init__(self, total: int | None, label: str) -> None:
+        super().__init__(total, label)
+        from rich.console import Console  # noqa: PLC0415 - rich is the optional `cli` extra
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = self.progress.add_task(label, total=total, status="")
+
+    def update(self, progress: BulkProgress) -> None:
+        self.progress.update(self.task, completed=settled(progress), status=status_text(progress))
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+
+def make_progress(mode: ProgressMode, total: int | None, label: str) -> ProgressView:
+    """The view for ``mode``; ``auto`` is rich when it is installed, else the plain line."""
+    if mode == "none":
+        return ProgressView(total, label)
+    if mode == "rich" or (mode == "auto" and importlib.util.find_spec("rich") is not None):
+        return RichProgress(total, label)
+    return PlainProgress(total, label)
