@@ -10,16 +10,29 @@ import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ventryx._types import as_object
 from ventryx.models import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
 
-__all__ = ["format_datetime", "get_converter", "make_converter", "parse_datetime"]
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = [
+    "ConversionError",
+    "format_datetime",
+    "get_converter",
+    "make_converter",
+    "parse_datetime",
+    "structure",
+]
+
+
+class ConversionError(ValueError):
+    """A JSON value does not fit a model; the message says where (``data.id: ...``)."""
+
 
 _T = TypeVar("_T")
 
@@ -100,6 +113,8 @@ def _unstructure_step(step: Step) -> dict[str, Any]:
 
 def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
     """Hooks for a model whose unknown fields go to and come back from ``extra``."""
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override  # noqa: PLC0415
+
     names = {a.name for a in attrs.fields(cls)}
     has_raw = "raw_response" in names
     known = frozenset(names - {"extra", "raw_response"})
@@ -129,6 +144,9 @@ def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
 
 def make_converter() -> cattrs.Converter:
     """A new converter configured for the Ventryx models."""
+    # cattrs is imported here, on first use, so that `import ventryx` stays cheap.
+    import cattrs  # noqa: PLC0415
+
     converter = cattrs.Converter(detailed_validation=True)
     configure_converter(converter)
     return converter
@@ -156,3 +174,16 @@ def configure_converter(converter: cattrs.Converter) -> None:
 def get_converter() -> cattrs.Converter:
     """The shared converter, built on first use so that ``import ventryx`` stays cheap."""
     return make_converter()
+
+
+def structure(value: Any, cls: type[_T], *, path: str = "data") -> _T:
+    """``value`` as a ``cls``, or ``ConversionError`` naming every field that does not fit."""
+    import cattrs  # noqa: PLC0415 - loaded already by get_converter()
+
+    converter = get_converter()
+    try:
+        return converter.structure(value, cls)
+    except cattrs.BaseValidationError as exc:
+        raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
+    except (TypeError, ValueError) as exc:
+        raise ConversionError(f"{path}: {exc}") from None

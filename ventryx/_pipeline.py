@@ -12,15 +12,13 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import attrs
-import cattrs
 import httpx
-import tenacity
 
-from ventryx._converter import get_converter
+from ventryx._converter import ConversionError, structure
 from ventryx._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -38,12 +36,15 @@ from ventryx._options import (
     check_query,
     resolve_timeout,
 )
-from ventryx._retry import is_retryable, make_retrying, parse_retry_after
+from ventryx._retry import is_retryable, parse_retry_after
 from ventryx._shim import Shim
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
 from ventryx.models import RawResponse
 
-__all__ = ["Pipeline", "Response", "describe_error"]
+if TYPE_CHECKING:
+    import tenacity
+
+__all__ = ["Pipeline", "Response"]
 
 _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
@@ -187,6 +188,9 @@ class Pipeline:
             if not is_retryable(exc, self.options.retry_policy):
                 raise
             first_failure = exc
+        # tenacity is loaded only when a call first fails in a retryable way.
+        from ventryx._retrying import make_retrying  # noqa: PLC0415
+
         retrying = make_retrying(
             max_retries=retries,
             policy=self.options.retry_policy,
@@ -304,11 +308,9 @@ class Pipeline:
         if not isinstance(document, dict) or key not in document:
             raise self.invalid(response, f"the response has no {key!r} member")
         try:
-            value = get_converter().structure(document[key], cls)
-        except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-            raise self.invalid(
-                response, f"{cls.__name__} does not fit: {describe_error(exc)}"
-            ) from None
+            value = structure(document[key], cls, path=key)
+        except ConversionError as exc:
+            raise self.invalid(response, f"{cls.__name__} does not fit: {exc}") from None
         if key == "data" and attrs.has(cls) and "raw_response" in attrs.fields_dict(cls):
             value = attrs.evolve(value, raw_response=response.raw)  # type: ignore[misc]
         return value
@@ -321,12 +323,6 @@ class Pipeline:
             response=http,
             body=http.text,
         )
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, path="data"))
-    return str(exc)
 
 
 def _replay_then(first: BaseException, attempt: Any) -> Any:

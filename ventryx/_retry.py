@@ -12,16 +12,15 @@ from __future__ import annotations
 import email.utils
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import attrs
-import tenacity
 
 from ventryx import _constants as C
 from ventryx._errors import APIConnectionError, APIStatusError
 
-__all__ = ["RetryPolicy", "make_retrying", "parse_retry_after"]
+__all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
 
 
 @attrs.frozen(kw_only=True)
@@ -82,36 +81,3 @@ def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
             return False
         return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
     return False
-
-
-class _Wait(tenacity.wait.wait_base):
-    """max(backoff, Retry-After): never sooner than the server asked."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        delay = self.policy.backoff(retry_state.attempt_number)
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, APIStatusError) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
-        return delay
-
-
-def make_retrying(
-    *,
-    max_retries: int,
-    policy: RetryPolicy,
-    sleep: Callable[[float], Awaitable[None]],
-    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
-) -> tenacity.AsyncRetrying:
-    """A fresh ``AsyncRetrying`` for one logical call (tenacity's state is per call)."""
-    return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(max_retries + 1),
-        wait=_Wait(policy),
-        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, policy)),
-        sleep=sleep,
-        reraise=True,
-        before_sleep=before_sleep,
-    )

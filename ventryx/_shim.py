@@ -13,7 +13,6 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-import anyio
 import httpx
 
 __all__ = ["AsyncShim", "BlockingShim", "Shim"]
@@ -48,6 +47,8 @@ class AsyncShim:
         return await self.client.send(request)
 
     async def sleep(self, seconds: float) -> None:
+        import anyio  # noqa: PLC0415 - only retries sleep; keeps `import ventryx` light
+
         await anyio.sleep(seconds)
 
     async def aclose(self) -> None:

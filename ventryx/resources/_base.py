@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
-import cattrs
-
-from ventryx._converter import get_converter
+from ventryx._converter import ConversionError, structure
 from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPage
-from ventryx._pipeline import Pipeline, Response, describe_error
+from ventryx._pipeline import Pipeline, Response
 from ventryx._types import as_object
 from ventryx.models import PageMeta
 
@@ -48,14 +46,13 @@ class AsyncResource:
         entries = document.get("data") if document is not None else None
         if not isinstance(entries, list):
             raise pipeline.invalid(response, "a list response needs a 'data' array")
-        converter = get_converter()
         meta = pipeline.decode(PageMeta, response, key="meta")
         items: list[_T] = []
         for index, entry in enumerate(cast("list[object]", entries)):
             try:
-                items.append(converter.structure(entry, item))
-            except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
-                problem = f"item {index} is not a {item.__name__}: {describe_error(exc)}"
+                items.append(structure(entry, item, path=f"data[{index}]"))
+            except ConversionError as exc:
+                problem = f"item {index} is not a {item.__name__}: {exc}"
                 raise pipeline.invalid(response, problem) from None
         return AsyncPage(items, meta, fetch=fetch, raw_response=response.raw)
 

@@ -12,12 +12,11 @@ from ventryx._bulk._results import (
     EventInput,
     EventOutcome,
 )
-from ventryx._bulk._run import (
+from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
     DEFAULT_PROGRESS_INTERVAL,
     DEFAULT_RATE_LIMIT_WAIT,
-    run_emit_many,
 )
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
@@ -168,6 +167,10 @@ class AsyncEvents(AsyncResource):
         retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
         not delivered (delivered ones go only to ``on_result``).
         """
+        # Imported here: the engine (anyio streams, the aiohttp glue) is not needed by
+        # anyone who never bulk-emits, and `import ventryx` stays cheap.
+        from ventryx._bulk._run import run_emit_many  # noqa: PLC0415
+
         return await run_emit_many(
             self._pipeline,
             events,

@@ -1,0 +1,48 @@
+"""The tenacity wiring of the retry policy in ``_retry``, loaded on the first retryable failure.
+
+Kept apart so that importing the SDK does not import tenacity: most calls never retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import tenacity
+
+from ventryx._errors import APIStatusError
+from ventryx._retry import RetryPolicy, is_retryable
+
+__all__ = ["make_retrying"]
+
+
+class _Wait(tenacity.wait.wait_base):
+    """max(backoff, Retry-After): never sooner than the server asked."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        delay = self.policy.backoff(retry_state.attempt_number)
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, APIStatusError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+
+def make_retrying(
+    *,
+    max_retries: int,
+    policy: RetryPolicy,
+    sleep: Callable[[float], Awaitable[None]],
+    before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
+) -> tenacity.AsyncRetrying:
+    """A fresh ``AsyncRetrying`` for one logical call (tenacity's state is per call)."""
+    return tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(max_retries + 1),
+        wait=_Wait(policy),
+        retry=tenacity.retry_if_exception(lambda exc: is_retryable(exc, policy)),
+        sleep=sleep,
+        reraise=True,
+        before_sleep=before_sleep,
+    )
