@@ -56,7 +56,6 @@ RUNTIME_IMPORTS: dict[str, str | None] = {
     "resolve_options": "ventryx._options",
     "setup_from_env": "ventryx._logging",
     "httpx": None,
-    **{f"{name}_blocking": PORTAL_MODULE for name in PORTAL_METHODS},
 }
 DOC_REWRITES = [
     (r"\bawait (?:it )?for (?:one|a) page\b", "returns the first page"),
@@ -103,7 +102,11 @@ def _from_inner(cls, inner: {async_client}) -> {name}:
     client._bind(inner)
     return client
 """
+# The portal module is imported on first use: `import ventryx_sync` stays as light as
+# `import ventryx`, which does not load the bulk engine either.
 PORTAL_BODY = """\
+from {module} import {name}_blocking
+
 options = self._inner._pipeline.options{private}
 return {name}_blocking(options, {arguments})
 """
@@ -359,7 +362,9 @@ class ClassWriter:
         if name in PORTAL_METHODS:
             arguments = call_arguments(fn.args)
             return self.verbatim.stmt(
-                PORTAL_BODY.format(name=name, arguments=arguments, private=PRIVATE)
+                PORTAL_BODY.format(
+                    module=PORTAL_MODULE, name=name, arguments=arguments, private=PRIVATE
+                )
             )
         if head_name(returns) in ASYNC_ITERATORS or (
             isinstance(fn, ast.AsyncFunctionDef)
@@ -510,6 +515,8 @@ class Module:
                 (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
             elif isinstance(node, ast.arg):
                 bound.add(node.arg)
+            elif isinstance(node, ast.ImportFrom):  # a local import binds its names
+                bound.update(alias.asname or alias.name for alias in node.names)
         return loaded - bound
 
     def import_for(self, name: str, providers: dict[str, str]) -> str:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from ventryx import RetryPolicy
-from ventryx._bulk import BulkSummary, emit_many_blocking
+from ventryx._bulk import BulkSummary
+from ventryx._bulk._blocking import emit_many_blocking
 from ventryx._options import resolve_options
 from ventryx._types import NOT_GIVEN
 from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit, ServerConfig

@@ -4,6 +4,15 @@
 client for plain blocking code. Models and exceptions are shared by both.
 """
 
+from ventryx._bulk import (
+    BulkProgress,
+    BulkSummary,
+    BulkTransport,
+    EventInput,
+    EventOutcome,
+    NewEvent,
+    OutcomeStatus,
+)
 from ventryx._client import AsyncVentryx
 from ventryx._errors import (
     APIConnectionError,
@@ -44,16 +53,23 @@ __all__ = [
     "AsyncVentryx",
     "AuthenticationError",
     "BadRequestError",
+    "BulkProgress",
+    "BulkSummary",
+    "BulkTransport",
     "ConfigurationError",
     "ConflictError",
     "DeletedWorkflow",
     "DriverError",
     "Event",
+    "EventInput",
+    "EventOutcome",
     "InsecureBaseURLWarning",
     "InternalServerError",
     "InvalidInputError",
+    "NewEvent",
     "NotFoundError",
     "NotGiven",
+    "OutcomeStatus",
     "PageMeta",
     "PayloadTooLargeError",
     "PermissionDeniedError",

@@ -5,7 +5,6 @@ worker pool), ``_run`` (arguments, transport, cancellation), ``_transport`` (aio
 ``_blocking`` (the portal for sync code), ``_results`` (what a run reports).
 """
 
-from ventryx._bulk._blocking import emit_many_blocking
 from ventryx._bulk._results import (
     BulkProgress,
     BulkSummary,
@@ -24,5 +23,4 @@ __all__ = [
     "EventOutcome",
     "NewEvent",
     "OutcomeStatus",
-    "emit_many_blocking",
 ]

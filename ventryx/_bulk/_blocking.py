@@ -21,7 +21,7 @@ from ventryx._bulk._results import (
     EventInput,
     EventOutcome,
 )
-from ventryx._bulk._run import (
+from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
     DEFAULT_PROGRESS_INTERVAL,

@@ -8,10 +8,9 @@ from typing import TypeAlias
 
 import anyio
 
-from ventryx._bulk._engine import Engine, OnProgress, OnResult
+from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
 from ventryx._bulk._gate import gate_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
-from ventryx._bulk._transport import aiohttp_pipeline
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
@@ -19,11 +18,6 @@ from ventryx._pipeline import Pipeline
 __all__ = ["Events", "run_emit_many"]
 
 Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
-
-DEFAULT_CONCURRENCY = 32
-DEFAULT_RATE_LIMIT_WAIT = 300.0
-DEFAULT_CANCEL_GRACE = 5.0
-DEFAULT_PROGRESS_INTERVAL = 1.0
 
 
 def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
@@ -63,7 +57,7 @@ async def run_emit_many(
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
 
-    def make(through: Pipeline) -> Engine:
+    def make(through: Pipeline, sender: Sender | None = None) -> Engine:
         return Engine(
             through,
             gate,
@@ -75,19 +69,22 @@ async def run_emit_many(
             on_result=on_result,
             on_progress=on_progress,
             progress_interval=interval,
+            sender=sender,
         )
 
     if transport == "default":
         engine = make(pipeline)
         await _drive(engine, events)
     else:
-        fast = aiohttp_pipeline(pipeline.options, concurrency)
+        from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
+
+        fast = AiohttpSender(pipeline.options, concurrency)
         try:
-            engine = make(fast)
+            engine = make(fast.pipeline, fast)
             await _drive(engine, events)
         finally:
             with anyio.CancelScope(shield=True):
-                await fast.shim.aclose()
+                await fast.aclose()
     if engine.error is not None:
         raise engine.error
     if summary.stopped_by is not None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ventryx._bulk._blocking import emit_many_blocking
 from ventryx._bulk._results import (
     BulkProgress,
     BulkSummary,
@@ -14,7 +13,7 @@ from ventryx._bulk._results import (
     EventInput,
     EventOutcome,
 )
-from ventryx._bulk._run import (
+from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
     DEFAULT_PROGRESS_INTERVAL,
@@ -160,6 +159,8 @@ class Events:
         retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
         not delivered (delivered ones go only to ``on_result``).
         """
+        from ventryx._bulk._blocking import emit_many_blocking
+
         options = self._inner._pipeline.options  # pyright: ignore[reportPrivateUsage]
         return emit_many_blocking(
             options,
