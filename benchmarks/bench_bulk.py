@@ -1,9 +1,10 @@
 """Bulk emission benchmarks: rate-limit tracking, throughput vs raw aiohttp, flat memory.
 
 (a) a server limited to 500/s (burst 25): delivered rate / 500 and the 429 share of attempts;
-(b) no limit, concurrency 64: emit_many (default and aiohttp transports) vs a raw aiohttp loop;
+(b) no limit, concurrency 64: emit_many (default and aiohttp transports) vs a raw aiohttp loop,
+    against the canned-response server (``benchmarks/_canned_server.py``): the client is timed;
 (c) peak RSS of fresh processes emitting N and 10*N generated events.
-The server runs in a separate process (``python -m ventryx.testing``). Run:
+The servers run in separate processes (``python -m ventryx.testing`` for (a) and (c)). Run:
 ``python benchmarks/bench_bulk.py [--quick]``.
 """
 
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 TEST_KEY = "vx_test_local_key"
@@ -33,6 +35,24 @@ def server(*args: str) -> Iterator[str]:
         match = re.search(r"(http://\S+)", line)
         if not match:
             raise RuntimeError(f"server did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def canned_server() -> Iterator[str]:
+    """The canned-response server (``benchmarks/_canned_server.py``): the client is measured."""
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "benchmarks._canned_server"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"(http://\S+)", line)
+        if not match:
+            raise RuntimeError(f"canned server did not start: {line!r}")
         yield match.group(1)
     finally:
         proc.terminate()
@@ -105,7 +125,7 @@ async def _raw_aiohttp(base_url: str, seconds: float, concurrency: int) -> float
 
 
 def throughput(seconds: float, concurrency: int = 64) -> dict[str, float]:
-    with server() as url:
+    with canned_server() as url:
         raw = asyncio.run(_raw_aiohttp(url, seconds, concurrency))
         fast = asyncio.run(_emit_for(url, seconds, concurrency, "aiohttp"))
         default = asyncio.run(_emit_for(url, seconds, concurrency, "default"))

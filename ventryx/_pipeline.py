@@ -44,7 +44,7 @@ from ventryx.models import RawResponse
 if TYPE_CHECKING:
     import tenacity
 
-__all__ = ["Pipeline", "Response"]
+__all__ = ["Pipeline", "Response", "encode_body", "error_from_response", "timeout_extension"]
 
 _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
@@ -72,7 +72,7 @@ def _query_value(value: object) -> str:
     return str(value)
 
 
-def _timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
+def timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
     return (timeout or httpx.Timeout(None)).as_dict()
 
 
@@ -86,7 +86,7 @@ def check_idempotency_key(key: object) -> str:
     return key
 
 
-def _encode_body(body: Mapping[str, Any]) -> bytes:
+def encode_body(body: Mapping[str, Any]) -> bytes:
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -99,7 +99,7 @@ def _encode_body(body: Mapping[str, Any]) -> bytes:
         raise InvalidInputError("body", f"is not JSON-serialisable: {exc}") from None
 
 
-def _error_from_response(response: httpx.Response) -> APIStatusError:
+def error_from_response(response: httpx.Response) -> APIStatusError:
     code: str | None = None
     body: Any
     message: str
@@ -138,7 +138,7 @@ class Pipeline:
             "accept": "application/json",
             **{name.lower(): value for name, value in options.default_headers.items()},
         }
-        self._timeout = _timeout_extension(options.timeout)
+        self._timeout = timeout_extension(options.timeout)
         self._urls: dict[str, httpx.URL] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
@@ -226,7 +226,7 @@ class Pipeline:
                 headers[name.lower()] = value
         content: bytes | None = None
         if body is not None:
-            content = _encode_body(body)
+            content = encode_body(body)
             headers["content-type"] = "application/json"
         if method in _IDEMPOTENT_BODY_METHODS:
             headers["idempotency-key"] = (
@@ -245,7 +245,7 @@ class Pipeline:
         extension = (
             self._timeout
             if isinstance(timeout, NotGiven)
-            else _timeout_extension(resolve_timeout(timeout, self.options.timeout))
+            else timeout_extension(resolve_timeout(timeout, self.options.timeout))
         )
         return httpx.Request(
             method, url, content=content, headers=headers, extensions={"timeout": extension}
@@ -291,7 +291,7 @@ class Pipeline:
                 (time.perf_counter() - started) * 1000,
             )
         if not response.is_success:
-            raise _error_from_response(response)
+            raise error_from_response(response)
         try:
             document = response.json()
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode

@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
-import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ventryx import _constants as C
@@ -36,21 +35,46 @@ from ventryx._pipeline import Pipeline
 from ventryx._retry import is_retryable
 from ventryx.models import Event
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "HttpxSender", "Sender"]
 
 OnResult = Callable[[EventOutcome], object]
 OnProgress = Callable[[BulkProgress], object]
 
 
+class HttpxSender:
+    """How events go out by default: requests built and sent by the pipeline's httpx client.
+
+    A sender (this, or the aiohttp one) has ``prepare``, which turns an event's body and key
+    into what all its attempts send (``InvalidInputError`` if it cannot be), and ``send``,
+    one attempt of that: the id of the event created, or an ``APIError``.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def prepare(self, body: dict[str, Any], key: str) -> Any:
+        return self.pipeline.build_request("POST", "/events", body=body, idempotency_key=key)
+
+    async def send(self, prepared: Any, attempt: int) -> str:
+        response = await self.pipeline.send_once(prepared, attempt)
+        return self.pipeline.decode(Event, response).id
+
+
+class Sender(Protocol):
+    def prepare(self, body: dict[str, Any], key: str) -> Any: ...
+
+    async def send(self, prepared: Any, attempt: int) -> str: ...
+
+
 class _Job:
-    """One pulled event on its way: the request all its attempts send, and their count."""
+    """One pulled event on its way: what all its attempts send, and their count."""
 
-    __slots__ = ("attempts", "index", "key", "rate_limit_wait", "request", "taken")
+    __slots__ = ("attempts", "index", "key", "prepared", "rate_limit_wait", "taken")
 
-    def __init__(self, index: int, key: str, request: httpx.Request) -> None:
+    def __init__(self, index: int, key: str, prepared: Any) -> None:
         self.index = index
         self.key = key
-        self.request = request
+        self.prepared = prepared
         self.attempts = 0
         self.rate_limit_wait = 0.0
         self.taken = False
@@ -72,8 +96,10 @@ class Engine:
         on_result: OnResult | None,
         on_progress: OnProgress | None,
         progress_interval: float,
+        sender: Sender | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.sender: Sender = HttpxSender(pipeline) if sender is None else sender
         self.gate = gate
         self.summary = summary
         self.concurrency = concurrency
@@ -153,13 +179,19 @@ class Engine:
         try:
             body, key = prepare(item)
             key = key or fresh_key()
-            request = self.pipeline.build_request("POST", "/events", body=body, idempotency_key=key)
+            prepared = self.sender.prepare(body, key)
         except InvalidInputError as exc:
             self._report(
                 EventOutcome(index=index, status="rejected", idempotency_key=key, error=exc)
             )
             return
-        job = _Job(index, key, request)
+        job = _Job(index, key, prepared)
+        try:  # a free slot or a waiting worker takes it without a trip through the loop
+            send.send_nowait(job)
+        except anyio.WouldBlock:
+            pass
+        else:
+            return
         try:
             await send.send(job)
         except BaseException:
@@ -172,7 +204,16 @@ class Engine:
 
     async def _work(self, receive: MemoryObjectReceiveStream[_Job]) -> None:
         with receive:
-            async for job in receive:
+            while True:
+                try:  # a queued job is taken without a trip through the loop
+                    job = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        job = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if job.taken:  # settled by the producer as it was cancelled
                     continue
                 job.taken = True
@@ -205,13 +246,12 @@ class Engine:
             try:
                 with scope:
                     try:
-                        response = await self.pipeline.send_once(job.request, job.attempts)
-                        event = self.pipeline.decode(Event, response)
+                        event_id = await self.sender.send(job.prepared, job.attempts)
                     except APIError as exc:
                         error = exc
                     else:
                         self.gate.passed()
-                        return self._outcome(job, "delivered", event_id=event.id)
+                        return self._outcome(job, "delivered", event_id=event_id)
             finally:
                 self._sending.discard(scope)
             if error is None:  # cancelled on the wire: the server may have applied it
@@ -263,6 +303,10 @@ class Engine:
         """Sleep ``delay`` (or until the gate admits, when None); None if the run stopped."""
         if self.stopping:
             return None
+        if delay is None:  # the common case, an unpaced or free gate, needs no cancel scope
+            epoch = self.gate.admit_now()
+            if epoch is not None:
+                return epoch
         scope = anyio.CancelScope()
         self._waiting.add(scope)
         result: int | None = None

@@ -67,6 +67,18 @@ class RateGate:
         probe = t - RECOVER_SECONDS
         return self._target * (1.0 + PROBE_GAIN * probe * probe)
 
+    def admit_now(self) -> int | None:
+        """``admit`` without waiting: the epoch if a slot is free now, else None (nothing taken)."""
+        now = self._clock()
+        if self.resume_at > now:
+            return None
+        rate = self.rate
+        if rate is not None:
+            if self._next_slot > now:
+                return None
+            self._next_slot = now + 1.0 / rate
+        return self.epoch
+
     async def admit(self) -> int:
         """Wait for this worker's turn; returns the epoch to pass to ``rate_limited``."""
         while True:

@@ -24,7 +24,7 @@ have been applied by an attempt whose answer was lost. ``not_sent``: pulled, nev
 ``indeterminate``: sent, but the run stopped before an answer; it may have been applied."""
 
 BulkTransport: TypeAlias = Literal["default", "aiohttp"]
-"""``aiohttp``: send through an aiohttp-backed httpx client made for the call (asyncio only)."""
+"""``aiohttp``: send through an aiohttp session made for the call (asyncio only)."""
 
 STATUSES: tuple[OutcomeStatus, ...] = (
     "delivered",
