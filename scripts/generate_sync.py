@@ -74,6 +74,26 @@ INIT_DOCSTRING = """ventryx_sync: the blocking client of the Ventryx API, for pl
 transport, without an event loop or a thread. Models, exceptions and ``RetryPolicy`` are
 ``ventryx``'s own objects: ``except ventryx.RateLimitError`` catches what this client raises.
 """
+# ventryx loads its models and bulk names on first use (``_LAZY`` in ventryx/__init__.py);
+# ventryx_sync passes them through the same way.
+LAZY_REEXPORTS = """
+
+_LAZY = frozenset({{{names}}})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ventryx_sync' has no attribute {{name!r}}")
+    import ventryx
+
+    value = getattr(ventryx, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({{*globals(), *_LAZY}})
+"""
 PRIVATE = "  # pyright: ignore[reportPrivateUsage]"  # the sync twin reaches into the async core
 CLIENT_CONSTRUCTOR = """\
 def __init__({signature}) -> None:
@@ -141,6 +161,7 @@ class Source:
     text: str
     tree: ast.Module
     imports: dict[str, str] = field(default_factory=dict[str, str])  # name -> import statement
+    typing_only: set[str] = field(default_factory=set[str])  # imported under TYPE_CHECKING
     defined: set[str] = field(default_factory=set[str])
 
     @classmethod
@@ -148,20 +169,31 @@ class Source:
         text = (root / relative).read_text(encoding="utf-8")
         source = cls(relative, text, ast.parse(text))
         for node in source.tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
-                for alias in node.names:
-                    rename = f" as {alias.asname}" if alias.asname else ""
-                    statement = f"from {node.module} import {alias.name}{rename}"
-                    source.imports[alias.asname or alias.name] = statement
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    source.imports[alias.asname or alias.name] = f"import {alias.name}"
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                for inner in node.body:
+                    source.typing_only.update(source.add_import(inner))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                source.add_import(node)
             elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
                 source.defined.add(node.name)
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 source.defined.update(t.id for t in targets if isinstance(t, ast.Name))
         return source
+
+    def add_import(self, node: ast.stmt) -> list[str]:
+        """Record what an import statement binds; returns the names."""
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            for alias in node.names:
+                rename = f" as {alias.asname}" if alias.asname else ""
+                names.append(alias.asname or alias.name)
+                self.imports[names[-1]] = f"from {node.module} import {alias.name}{rename}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names.append(alias.asname or alias.name)
+                self.imports[names[-1]] = f"import {alias.name}"
+        return names
 
     @property
     def module(self) -> str:
@@ -491,16 +523,34 @@ class Module:
     source: Source | None = None
     reexports: dict[str, str] = field(default_factory=dict[str, str])  # name -> its module
     verbatim: Verbatim = field(default_factory=Verbatim)
+    lazy: list[str] = field(default_factory=list[str])  # reexports ventryx loads on first use
 
     def render(self, providers: dict[str, str]) -> str:
         tree = ast.fix_missing_locations(ast.Module(body=self.body, type_ignores=[]))
         code = self.verbatim.fill(ast.unparse(tree))
-        imports = {self.import_for(name, providers) for name in self.needed(code)}
-        imports |= {f"from {module} import {name}" for name, module in self.reexports.items()}
+        needed = self.needed(code)
+        typing_only = self.source.typing_only if self.source is not None else set[str]()
+        imports = {self.import_for(name, providers) for name in needed - typing_only}
+        deferred = {self.import_for(name, providers) for name in needed & typing_only}
+        imports |= {
+            f"from {module} import {name}"
+            for name, module in self.reexports.items()
+            if name not in self.lazy
+        }
+        deferred |= {f"from {self.reexports[name]} import {name}" for name in self.lazy}
+        tail = ""
+        if deferred:
+            imports.add("from typing import TYPE_CHECKING")
+            tail = "\n\nif TYPE_CHECKING:\n" + "\n".join(f"    {i}" for i in sorted(deferred))
+        if self.lazy:
+            imports.add("from typing import Any")
+            names = ", ".join(f'"{name}"' for name in sorted(self.lazy))
+            code += LAZY_REEXPORTS.format(names=names)
         exports = ", ".join(f'"{name}"' for name in sorted(self.exports))
         return (
             f'{HEADER}"""{self.docstring}"""\n\nfrom __future__ import annotations\n\n'
             + "\n".join(sorted(imports))
+            + tail
             + f"\n\n__all__ = [{exports}]\n\n{code}\n"
         )
 
@@ -544,6 +594,19 @@ def public_names(root: Path) -> list[str]:
     raise SystemExit("ventryx/__init__.py has no __all__")
 
 
+def lazy_names(root: Path) -> set[str]:
+    """The keys of ``_LAZY`` in ventryx/__init__.py: names ventryx loads on first use."""
+    tree = ast.parse((root / "ventryx" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and ast.unparse(node.target) == "_LAZY"
+            and isinstance(node.value, ast.Dict)
+        ):
+            return {ast.literal_eval(k) for k in node.value.keys if k is not None}
+    return set()
+
+
 def build(root: Path) -> tuple[list[Module], dict[str, str]]:
     """Every module of ``ventryx_sync``, and the module of each sync class."""
     resources = sorted(
@@ -585,7 +648,9 @@ def build(root: Path) -> tuple[list[Module], dict[str, str]]:
         if name in twins or not name.startswith("Async")  # AsyncPager has no sync twin
     )
     reexports = {name: providers.get(name, "ventryx") for name in names}
-    modules.append(Module(f"{PACKAGE}/__init__.py", INIT_DOCSTRING, [], names, None, reexports))
+    init = Module(f"{PACKAGE}/__init__.py", INIT_DOCSTRING, [], names, None, reexports)
+    init.lazy = sorted(lazy_names(root) & set(names))
+    modules.append(init)
     return modules, providers
 
 

@@ -85,6 +85,14 @@ def test_import_ventryx_stays_light() -> None:
         "ventryx.testing",
         "ventryx._cli",
         "ventryx.__main__",
+        # loaded on first use: the models and bulk names on first access or first response
+        "attrs",
+        "cattrs",
+        "tenacity",
+        "anyio",
+        "ventryx.models",
+        "ventryx._converter",
+        "ventryx._bulk",
     }
     assert sorted(heavy & loaded) == []
 
@@ -94,3 +102,27 @@ def test_the_command_line_is_a_console_script() -> None:
 
     assert callable(main)
     assert 'ventryx = "ventryx.__main__:main"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_lazy_names_load_on_first_use_and_are_the_same_objects() -> None:
+    code = (
+        "import json, sys, ventryx, ventryx_sync\n"
+        "before = 'ventryx.models' in sys.modules\n"
+        "ventryx.Workflow\n"
+        "models = sys.modules['ventryx.models']\n"
+        "same = ventryx_sync.Workflow is ventryx.Workflow is models.Workflow\n"
+        "bulk = ventryx.NewEvent is sys.modules['ventryx._bulk._results'].NewEvent\n"
+        "listed = {'Workflow', 'NewEvent'} <= set(dir(ventryx)) & set(dir(ventryx_sync))\n"
+        "print(json.dumps([before, same, bulk, listed]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(result.stdout) == [False, True, True, True]
+
+
+@pytest.mark.parametrize("name", ["ventryx", "ventryx_sync"])
+def test_an_unknown_attribute_is_an_attribute_error(name: str) -> None:
+    module = importlib.import_module(name)
+    with pytest.raises(AttributeError, match="no attribute 'Workflows'"):
+        _ = module.Workflows

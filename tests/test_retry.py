@@ -97,3 +97,36 @@ def _status_error(
 )
 def test_what_is_retried(exc: BaseException, expected: bool) -> None:
     assert is_retryable(exc, RetryPolicy()) is expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"initial_delay": -1}, "initial_delay must be a finite number >= 0"),
+        ({"max_delay": float("nan")}, "max_delay must be a finite number >= 0"),
+        ({"max_retry_after": float("inf")}, "max_retry_after must be a finite number >= 0"),
+        ({"jitter": 1.5}, "jitter must be between 0 and 1"),
+        ({"jitter": "0.1"}, "jitter must be a number, got str"),
+        ({"initial_delay": True}, "initial_delay must be a number, got bool"),
+    ],
+)
+def test_a_bad_retry_policy_is_a_configuration_error(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ventryx.ConfigurationError, match=message):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_retry_policy_is_an_immutable_value() -> None:
+    policy = RetryPolicy(initial_delay=1, max_delay=4.0)
+    assert policy == RetryPolicy(initial_delay=1.0, max_delay=4)
+    assert hash(policy) == hash(RetryPolicy(initial_delay=1.0, max_delay=4.0))
+    assert policy != RetryPolicy(initial_delay=2.0, max_delay=4.0)
+    assert isinstance(policy.initial_delay, float)
+    assert repr(policy) == (
+        "RetryPolicy(initial_delay=1.0, max_delay=4.0, jitter=0.25, max_retry_after=60.0)"
+    )
+    with pytest.raises(AttributeError, match="immutable"):
+        policy.max_delay = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RetryPolicy(0.5)  # type: ignore[misc]  # keyword-only

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from ventryx._types import as_object
-from ventryx.models import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
+from ventryx.models import DeletedWorkflow, Event, PageMeta, RawResponse, Step, Trigger, Workflow
 
 if TYPE_CHECKING:
     import cattrs
@@ -27,6 +27,7 @@ __all__ = [
     "make_converter",
     "parse_datetime",
     "structure",
+    "with_raw_response",
 ]
 
 
@@ -187,3 +188,18 @@ def structure(value: Any, cls: type[_T], *, path: str = "data") -> _T:
         raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
     except (TypeError, ValueError) as exc:
         raise ConversionError(f"{path}: {exc}") from None
+
+
+_CARRIES_RAW: dict[type[object], bool] = {}  # model class -> has a ``raw_response`` field
+
+
+def with_raw_response(value: _T, raw: RawResponse) -> _T:
+    """``value`` with ``raw_response`` set, when its model has that field (Workflow, Event...)."""
+    kind: type[object] = type(value)
+    carries = _CARRIES_RAW.get(kind)
+    if carries is None:
+        carries = attrs.has(kind) and "raw_response" in attrs.fields_dict(kind)
+        _CARRIES_RAW[kind] = carries
+    if carries:
+        return attrs.evolve(value, raw_response=raw)  # type: ignore[misc]
+    return value

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import platform
+import sys
 import warnings
 from collections.abc import Mapping
 from urllib.parse import unquote, urlsplit
 
-import attrs
 import httpx
 
 from ventryx import _constants as C
@@ -21,7 +20,7 @@ from ventryx._version import __version__
 __all__ = ["ClientOptions", "InsecureBaseURLWarning", "resolve_options", "resolve_timeout"]
 
 USER_AGENT = (
-    f"ventryx-python/{__version__} python/{platform.python_version()} httpx/{httpx.__version__}"
+    f"ventryx-python/{__version__} python/{sys.version.split()[0]} httpx/{httpx.__version__}"
 )
 
 
@@ -29,17 +28,49 @@ class InsecureBaseURLWarning(UserWarning):
     """The base URL is plain HTTP to another machine: the key would travel unencrypted."""
 
 
-@attrs.frozen(kw_only=True)
 class ClientOptions:
-    """Resolved, validated settings; ``api_key`` is kept out of the repr."""
+    """Resolved, validated settings; the repr shows neither ``api_key`` nor header values.
 
-    api_key: str = attrs.field(repr=False)
-    base_url: str
-    timeout: httpx.Timeout | None
-    max_retries: int
-    retry_policy: RetryPolicy
-    default_headers: Mapping[str, str] = attrs.field(factory=lambda: {})
-    default_query: Mapping[str, str | int | float | bool] = attrs.field(factory=lambda: {})
+    Treated as immutable: ``with_options`` builds a new one. A plain slotted class, so that
+    ``import ventryx`` does not load attrs.
+    """
+
+    __slots__ = (
+        "api_key",
+        "base_url",
+        "default_headers",
+        "default_query",
+        "max_retries",
+        "retry_policy",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: httpx.Timeout | None,
+        max_retries: int,
+        retry_policy: RetryPolicy,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_policy = retry_policy
+        self.default_headers: Mapping[str, str] = default_headers or {}
+        self.default_query: Mapping[str, str | int | float | bool] = default_query or {}
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientOptions(base_url={self.base_url!r}, timeout={self.timeout!r}, "
+            f"max_retries={self.max_retries!r}, retry_policy={self.retry_policy!r}, "
+            f"default_headers={sorted(self.default_headers)!r}, "
+            f"default_query={dict(self.default_query)!r})"
+        )
 
 
 def resolve_timeout(

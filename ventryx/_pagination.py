@@ -7,11 +7,13 @@ client.workflows.list()`` walks every item of every page, one request per page, 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ventryx._constants import PAGE_SIZE_MAX
 from ventryx._errors import InvalidInputError
-from ventryx.models import PageMeta, RawResponse
+
+if TYPE_CHECKING:
+    from ventryx.models import PageMeta, RawResponse
 
 __all__ = ["AsyncPage", "AsyncPager", "check_page_params"]
 

@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
-import attrs
 import httpx
 
-from ventryx._converter import ConversionError, structure
 from ventryx._errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -39,10 +37,11 @@ from ventryx._options import (
 from ventryx._retry import is_retryable, parse_retry_after
 from ventryx._shim import Shim
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
-from ventryx.models import RawResponse
 
 if TYPE_CHECKING:
     import tenacity
+
+    from ventryx.models import RawResponse
 
 __all__ = ["Pipeline", "Response", "encode_body", "error_from_response", "timeout_extension"]
 
@@ -50,12 +49,14 @@ _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 
 
-@attrs.frozen
 class Response:
     """A successful answer: its decoded JSON document and the HTTP side of it."""
 
-    document: Any
-    raw: RawResponse
+    __slots__ = ("document", "raw")
+
+    def __init__(self, document: Any, raw: RawResponse) -> None:
+        self.document = document
+        self.raw = raw
 
 
 _URL_CACHE_SIZE = 64
@@ -300,10 +301,15 @@ class Pipeline:
                 response=response,
                 body=response.text,
             ) from None
+        # The models (and attrs) load on the first answer, not on `import ventryx`.
+        from ventryx.models import RawResponse  # noqa: PLC0415
+
         return Response(document, RawResponse(http_response=response, attempts=number))
 
     def decode(self, cls: type[_M], response: Response, *, key: str = "data") -> _M:
         """``document[key]`` as a ``cls``, with ``raw_response`` attached where the model has it."""
+        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
+
         document = response.document
         if not isinstance(document, dict) or key not in document:
             raise self.invalid(response, f"the response has no {key!r} member")
@@ -311,9 +317,7 @@ class Pipeline:
             value = structure(document[key], cls, path=key)
         except ConversionError as exc:
             raise self.invalid(response, f"{cls.__name__} does not fit: {exc}") from None
-        if key == "data" and attrs.has(cls) and "raw_response" in attrs.fields_dict(cls):
-            value = attrs.evolve(value, raw_response=response.raw)  # type: ignore[misc]
-        return value
+        return with_raw_response(value, response.raw) if key == "data" else value
 
     @staticmethod
     def invalid(response: Response, problem: str) -> APIResponseValidationError:

@@ -15,27 +15,80 @@ import random
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-import attrs
-
 from ventryx import _constants as C
-from ventryx._errors import APIConnectionError, APIStatusError
+from ventryx._errors import APIConnectionError, APIStatusError, ConfigurationError
 
 __all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
 
 
-@attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """How retries wait; ``max_retries`` (how many) is a client and per-call option."""
+    """How retries wait; ``max_retries`` (how many) is a client and per-call option.
 
-    initial_delay: float = C.INITIAL_RETRY_DELAY
-    max_delay: float = C.MAX_RETRY_DELAY
-    jitter: float = C.RETRY_JITTER
-    max_retry_after: float = C.MAX_RETRY_AFTER
+    Immutable and hashable. A plain slotted class rather than an attrs one, so that
+    ``import ventryx`` does not have to load attrs (the models load it on first use).
+    """
+
+    __slots__ = ("initial_delay", "jitter", "max_delay", "max_retry_after")
+
+    initial_delay: float
+    max_delay: float
+    jitter: float
+    max_retry_after: float
+
+    def __init__(
+        self,
+        *,
+        initial_delay: float = C.INITIAL_RETRY_DELAY,
+        max_delay: float = C.MAX_RETRY_DELAY,
+        jitter: float = C.RETRY_JITTER,
+        max_retry_after: float = C.MAX_RETRY_AFTER,
+    ) -> None:
+        values = {
+            "initial_delay": _seconds("initial_delay", initial_delay),
+            "max_delay": _seconds("max_delay", max_delay),
+            "jitter": _seconds("jitter", jitter),
+            "max_retry_after": _seconds("max_retry_after", max_retry_after),
+        }
+        if values["jitter"] > 1.0:
+            raise ConfigurationError("RetryPolicy jitter must be between 0 and 1")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"RetryPolicy is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"RetryPolicy is immutable: cannot delete {name!r}")
+
+    def _values(self) -> tuple[float, float, float, float]:
+        return (self.initial_delay, self.max_delay, self.jitter, self.max_retry_after)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RetryPolicy):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(initial_delay={self.initial_delay!r}, max_delay={self.max_delay!r}, "
+            f"jitter={self.jitter!r}, max_retry_after={self.max_retry_after!r})"
+        )
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based) when the server named none."""
         delay = min(self.initial_delay * 2.0 ** (attempt - 1), self.max_delay)
         return delay * (1.0 - self.jitter * random.random())
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"RetryPolicy {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"RetryPolicy {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

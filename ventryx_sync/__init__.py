@@ -8,6 +8,8 @@ transport, without an event loop or a thread. Models, exceptions and ``RetryPoli
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ventryx import (
     NOT_GIVEN,
     APIConnectionError,
@@ -17,38 +19,42 @@ from ventryx import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
-    BulkProgress,
-    BulkSummary,
-    BulkTransport,
     ConfigurationError,
     ConflictError,
-    DeletedWorkflow,
     DriverError,
-    Event,
-    EventInput,
-    EventOutcome,
     InsecureBaseURLWarning,
     InternalServerError,
     InvalidInputError,
-    NewEvent,
     NotFoundError,
     NotGiven,
-    OutcomeStatus,
-    PageMeta,
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitError,
-    RawResponse,
     RetryPolicy,
-    Step,
-    Trigger,
     UnprocessableEntityError,
     VentryxError,
-    Workflow,
     __version__,
 )
 from ventryx_sync._client import Ventryx
 from ventryx_sync._pagination import Page
+
+if TYPE_CHECKING:
+    from ventryx import (
+        BulkProgress,
+        BulkSummary,
+        BulkTransport,
+        DeletedWorkflow,
+        Event,
+        EventInput,
+        EventOutcome,
+        NewEvent,
+        OutcomeStatus,
+        PageMeta,
+        RawResponse,
+        Step,
+        Trigger,
+        Workflow,
+    )
 
 __all__ = [
     "NOT_GIVEN",
@@ -91,3 +97,37 @@ __all__ = [
     "Workflow",
     "__version__",
 ]
+
+
+_LAZY = frozenset(
+    {
+        "BulkProgress",
+        "BulkSummary",
+        "BulkTransport",
+        "DeletedWorkflow",
+        "Event",
+        "EventInput",
+        "EventOutcome",
+        "NewEvent",
+        "OutcomeStatus",
+        "PageMeta",
+        "RawResponse",
+        "Step",
+        "Trigger",
+        "Workflow",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ventryx_sync' has no attribute {name!r}")
+    import ventryx
+
+    value = getattr(ventryx, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

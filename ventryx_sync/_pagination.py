@@ -8,11 +8,13 @@ client.workflows.list()`` walks every item of every page, one request per page, 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from ventryx._driver import drive, iterate
 from ventryx._pagination import AsyncPage
-from ventryx.models import PageMeta, RawResponse
+
+if TYPE_CHECKING:
+    from ventryx.models import PageMeta, RawResponse
 
 __all__ = ["Page"]
 

@@ -6,12 +6,10 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
-from ventryx._converter import ConversionError, structure
 from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPage
 from ventryx._pipeline import Pipeline, Response
 from ventryx._types import as_object
-from ventryx.models import PageMeta
 
 __all__ = ["AsyncResource", "mapping_of", "non_empty_str", "path_segment"]
 
@@ -41,6 +39,9 @@ class AsyncResource:
         self._pipeline = pipeline
 
     def _page(self, response: Response, item: type[_T], fetch: Any) -> AsyncPage[_T]:
+        from ventryx._converter import ConversionError, structure  # noqa: PLC0415 - see decode()
+        from ventryx.models import PageMeta  # noqa: PLC0415
+
         pipeline = self._pipeline
         document = as_object(response.document)
         entries = document.get("data") if document is not None else None

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ventryx._bulk._results import (
-    BulkProgress,
-    BulkSummary,
-    BulkTransport,
-    EventInput,
-    EventOutcome,
-)
 from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
@@ -20,8 +13,17 @@ from ventryx._constants import (
 )
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.models import Event
 from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
+
+if TYPE_CHECKING:
+    from ventryx._bulk._results import (
+        BulkProgress,
+        BulkSummary,
+        BulkTransport,
+        EventInput,
+        EventOutcome,
+    )
+    from ventryx.models import Event
 
 __all__ = ["AsyncEvents"]
 
@@ -63,6 +65,8 @@ class AsyncEvents(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(Event, response)
 
     def list(
@@ -95,6 +99,8 @@ class AsyncEvents(AsyncResource):
                 extra_headers=extra_headers,
                 extra_query=extra_query,
             )
+            from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
+
             return self._page(response, Event, fetch)
 
         return AsyncPager(fetch, first or 1)
@@ -117,6 +123,8 @@ class AsyncEvents(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(Event, response)
 
     async def emit_many(

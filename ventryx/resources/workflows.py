@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
-from ventryx._converter import get_converter
 from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.models import DeletedWorkflow, Step, Trigger, Workflow
 from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
+
+if TYPE_CHECKING:
+    from ventryx.models import DeletedWorkflow, Step, Trigger, Workflow
 
 __all__ = ["AsyncWorkflows", "StepParam", "TriggerParam"]
 
-TriggerParam: TypeAlias = Trigger | Mapping[str, Any]
+# Strings, so that the models (and attrs) load on first use rather than on `import ventryx`.
+TriggerParam: TypeAlias = "Trigger | Mapping[str, Any]"
 """A ``Trigger`` or the API's plain object, e.g. ``{"event": "user.registered"}``."""
-StepParam: TypeAlias = Step | Mapping[str, Any]
+StepParam: TypeAlias = "Step | Mapping[str, Any]"
 """A ``Step`` or the API's plain object, e.g. ``{"type": "send_notification", ...}``."""
 
 
 def _trigger_body(trigger: object) -> Any:
+    from ventryx._converter import get_converter  # noqa: PLC0415
+    from ventryx.models import Trigger  # noqa: PLC0415
+
     if isinstance(trigger, Trigger):
         non_empty_str(trigger.event, "trigger.event")
         return get_converter().unstructure(trigger)
@@ -30,6 +35,9 @@ def _trigger_body(trigger: object) -> Any:
 
 
 def _steps_body(steps: object) -> list[Any]:
+    from ventryx._converter import get_converter  # noqa: PLC0415
+    from ventryx.models import Step  # noqa: PLC0415
+
     if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
         raise InvalidInputError("steps", f"must be a list of steps, got {type(steps).__name__}")
     converter = get_converter()
@@ -77,6 +85,8 @@ class AsyncWorkflows(AsyncResource):
                 extra_headers=extra_headers,
                 extra_query=extra_query,
             )
+            from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
+
             return self._page(response, Workflow, fetch)
 
         return AsyncPager(fetch, first or 1)
@@ -113,6 +123,8 @@ class AsyncWorkflows(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(Workflow, response)
 
     async def retrieve(
@@ -133,6 +145,8 @@ class AsyncWorkflows(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(Workflow, response)
 
     async def update(
@@ -173,6 +187,8 @@ class AsyncWorkflows(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(Workflow, response)
 
     async def delete(
@@ -195,4 +211,6 @@ class AsyncWorkflows(AsyncResource):
             extra_headers=extra_headers,
             extra_query=extra_query,
         )
+        from ventryx.models import DeletedWorkflow  # noqa: PLC0415 - loaded on first use
+
         return self._pipeline.decode(DeletedWorkflow, response)

@@ -4,15 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ventryx._bulk._results import (
-    BulkProgress,
-    BulkSummary,
-    BulkTransport,
-    EventInput,
-    EventOutcome,
-)
 from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
@@ -21,9 +14,18 @@ from ventryx._constants import (
 )
 from ventryx._driver import drive
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.models import Event
 from ventryx.resources.events import AsyncEvents
 from ventryx_sync._pagination import Page
+
+if TYPE_CHECKING:
+    from ventryx._bulk._results import (
+        BulkProgress,
+        BulkSummary,
+        BulkTransport,
+        EventInput,
+        EventOutcome,
+    )
+    from ventryx.models import Event
 
 __all__ = ["Events"]
 

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ventryx._driver import drive
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.models import DeletedWorkflow, Workflow
 from ventryx.resources.workflows import AsyncWorkflows, StepParam, TriggerParam
 from ventryx_sync._pagination import Page
+
+if TYPE_CHECKING:
+    from ventryx.models import DeletedWorkflow, Workflow
 
 __all__ = ["Workflows"]
 
