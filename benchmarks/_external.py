@@ -88,6 +88,8 @@ def _row_from_dict(group: str, entry: Mapping[str, Any]) -> Row:
         measured=measured,
         status=str(entry.get("status", "ok")),
         note=str(entry.get("note", "")),
+        at_least=entry.get("at_least") is True,
+        ratio_unit=str(entry.get("ratio_unit", "x")),
     )
 
 

@@ -88,16 +88,20 @@ class Row:
     name: str
     ratio_label: str = ""  # what the ratio divides, e.g. "CPU/req ventryx / raw"
     ratio: Stat | None = None
-    target: float | None = None  # the ratio must be <= target; None: informative only
+    target: float | None = None  # the ratio must be <= target (>= if at_least); None: none
     measured: dict[str, Stat] = dataclasses.field(default_factory=dict)
     units: dict[str, str] = dataclasses.field(default_factory=dict)  # by quantity
     status: str = "ok"  # ok | unavailable | error
     note: str = ""
+    at_least: bool = False  # the target is a floor (throughput) rather than a ceiling (cost)
+    ratio_unit: str = "x"  # "" for a share (429s / attempts)
 
     @property
     def met(self) -> bool | None:
         if self.status != "ok" or self.target is None or self.ratio is None:
             return None
+        if self.at_least:
+            return self.ratio.median >= self.target
         return self.ratio.median <= self.target
 
     def measured_text(self) -> str:
@@ -116,14 +120,15 @@ class Row:
     def ratio_text(self) -> str:
         if self.ratio is None:
             return "-"
-        return self.ratio.fmt(2, "x")
+        # A share (no unit) keeps a third digit: 0.046 and 0.054 both round to 0.05.
+        return self.ratio.fmt(2 if self.ratio_unit else 3, self.ratio_unit)
 
     def target_text(self) -> str:
         if self.target is None:
             return "-"
         met = self.met
         verdict = "" if met is None else (" met" if met else " NOT met")
-        return f"<= {self.target:.2f}x{verdict}"
+        return f"{'>=' if self.at_least else '<='} {self.target:.2f}{self.ratio_unit}{verdict}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -134,6 +139,7 @@ class Row:
             "ratio_label": self.ratio_label,
             "ratio": self.ratio.as_dict() if self.ratio else None,
             "target": self.target,
+            "target_is_floor": self.at_least,
             "met": self.met,
             "measured": {
                 k: {**v.as_dict(), "unit": self.units.get(k.partition(" ")[0], "").strip()}
