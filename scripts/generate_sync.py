@@ -81,18 +81,20 @@ LAZY_REEXPORTS = """
 _LAZY = frozenset({{{names}}})
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'ventryx_sync' has no attribute {{name!r}}")
-    import ventryx
+# Kept from type checkers: a module-level __getattr__ would make every misspelt name `Any`.
+if not TYPE_CHECKING:
 
-    value = getattr(ventryx, name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'ventryx_sync' has no attribute {{name!r}}")
+        import ventryx
 
+        value = getattr(ventryx, name)
+        globals()[name] = value
+        return value
 
-def __dir__() -> list[str]:
-    return sorted({{*globals(), *_LAZY}})
+    def __dir__() -> list[str]:
+        return sorted({{*globals(), *_LAZY}})
 """
 PRIVATE = "  # pyright: ignore[reportPrivateUsage]"  # the sync twin reaches into the async core
 CLIENT_CONSTRUCTOR = """\

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 import ventryx
 from ventryx import AsyncVentryx
+from ventryx._options import ClientOptions, resolve_options
 from ventryx.testing import LocalServer
 
 pytestmark = pytest.mark.anyio
@@ -173,3 +175,28 @@ async def test_ventryx_log_env_turns_on_a_handler(monkeypatch: pytest.MonkeyPatc
     finally:
         logger.handlers[:] = handlers
         logger.setLevel(level)
+
+
+def test_resolved_options_are_an_immutable_value_that_hides_the_key() -> None:
+    def resolve(**changes: object) -> ClientOptions:
+        settings: dict[str, object] = {
+            "api_key": SECRET,
+            "base_url": "http://127.0.0.1:9/v1",
+            "timeout": 5.0,
+            "max_retries": 2,
+            "retry_policy": None,
+            "default_headers": {"X-Tenant": "tenant-secret-value"},
+            "default_query": None,
+        }
+        return resolve_options(**{**settings, **changes})  # type: ignore[arg-type]
+
+    options = resolve()
+    assert options == resolve() == copy.deepcopy(options)
+    assert options != resolve(max_retries=3)
+    assert SECRET not in repr(options)
+    assert "tenant-secret-value" not in repr(options)
+    assert "X-Tenant" in repr(options)
+    with pytest.raises(AttributeError, match="immutable"):
+        options.api_key = "vx_other"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(options)

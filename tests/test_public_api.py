@@ -108,17 +108,26 @@ def test_lazy_names_load_on_first_use_and_are_the_same_objects() -> None:
     code = (
         "import json, sys, ventryx, ventryx_sync\n"
         "before = 'ventryx.models' in sys.modules\n"
+        # dir() before any access: what __dir__ adds, not names cached by earlier lookups
+        "listed = all(set(m.__all__) <= set(dir(m)) for m in (ventryx, ventryx_sync))\n"
         "ventryx.Workflow\n"
         "models = sys.modules['ventryx.models']\n"
         "same = ventryx_sync.Workflow is ventryx.Workflow is models.Workflow\n"
         "bulk = ventryx.NewEvent is sys.modules['ventryx._bulk._results'].NewEvent\n"
-        "listed = {'Workflow', 'NewEvent'} <= set(dir(ventryx)) & set(dir(ventryx_sync))\n"
         "print(json.dumps([before, same, bulk, listed]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(result.stdout) == [False, True, True, True]
+
+
+def test_the_models_module_is_an_attribute_of_the_package() -> None:
+    code = "import ventryx, sys; print(ventryx.models is sys.modules['ventryx.models'])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize("name", ["ventryx", "ventryx_sync"])

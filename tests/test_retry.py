@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from datetime import datetime, timezone
 from email.utils import format_datetime
+from fractions import Fraction
 
 import httpx
 import pytest
@@ -130,3 +133,25 @@ def test_a_retry_policy_is_an_immutable_value() -> None:
         policy.max_delay = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         RetryPolicy(0.5)  # type: ignore[misc]  # keyword-only
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400)])
+def test_a_number_too_large_for_a_float_is_a_configuration_error(value: int) -> None:
+    with pytest.raises(ventryx.ConfigurationError, match="max_delay must be a finite number"):
+        RetryPolicy(max_delay=value)
+
+
+def test_any_real_number_is_a_delay() -> None:
+    policy = RetryPolicy(initial_delay=Fraction(1, 4), max_delay=Fraction(3))  # type: ignore[arg-type]
+    assert (policy.initial_delay, policy.max_delay) == (0.25, 3.0)
+    assert type(policy.initial_delay) is float
+
+
+def test_a_retry_policy_copies_and_pickles_as_an_equal_value() -> None:
+    policy = RetryPolicy(initial_delay=0.1, max_delay=2.0, jitter=0.5, max_retry_after=9.0)
+    pickled = pickle.loads(pickle.dumps(policy))  # noqa: S301  # bytes this test just made
+    for twin in (copy.copy(policy), copy.deepcopy(policy), pickled):
+        assert twin == policy
+        assert repr(twin) == repr(policy)
+        with pytest.raises(AttributeError, match="immutable"):
+            twin.jitter = 0.0  # type: ignore[misc]

@@ -116,16 +116,20 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ventryx' has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
+# Kept from type checkers: a module-level __getattr__ would make every misspelt name `Any`.
+if not TYPE_CHECKING:
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    def __getattr__(name: str) -> Any:
+        import importlib  # noqa: PLC0415
 
+        if name == "models":  # the submodule, as after `import ventryx` in earlier releases
+            return importlib.import_module("ventryx.models")
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'ventryx' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY, "models"})

@@ -14,7 +14,7 @@ import httpx
 from ventryx import _constants as C
 from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._retry import RetryPolicy
-from ventryx._types import Headers, NotGiven, Query, TimeoutTypes
+from ventryx._types import Headers, Immutable, NotGiven, Query, TimeoutTypes
 from ventryx._version import __version__
 
 __all__ = ["ClientOptions", "InsecureBaseURLWarning", "resolve_options", "resolve_timeout"]
@@ -28,12 +28,20 @@ class InsecureBaseURLWarning(UserWarning):
     """The base URL is plain HTTP to another machine: the key would travel unencrypted."""
 
 
-class ClientOptions:
+class ClientOptions(Immutable):
     """Resolved, validated settings; the repr shows neither ``api_key`` nor header values.
 
-    Treated as immutable: ``with_options`` builds a new one. A plain slotted class, so that
+    Immutable (``with_options`` builds a new one). A plain slotted class, so that
     ``import ventryx`` does not load attrs.
     """
+
+    api_key: str
+    base_url: str
+    timeout: httpx.Timeout | None
+    max_retries: int
+    retry_policy: RetryPolicy
+    default_headers: Mapping[str, str]
+    default_query: Mapping[str, str | int | float | bool]
 
     __slots__ = (
         "api_key",
@@ -56,13 +64,23 @@ class ClientOptions:
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
-        self.api_key = api_key
-        self.base_url = base_url
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.retry_policy = retry_policy
-        self.default_headers: Mapping[str, str] = default_headers or {}
-        self.default_query: Mapping[str, str | int | float | bool] = default_query or {}
+        values: dict[str, object] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "retry_policy": retry_policy,
+            "default_headers": default_headers or {},
+            "default_query": default_query or {},
+        }
+        self._freeze(values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClientOptions):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # the header and query mappings are not hashable
 
     def __repr__(self) -> str:
         return (

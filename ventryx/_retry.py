@@ -14,14 +14,16 @@ import math
 import random
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import SupportsFloat, TypeGuard
 
 from ventryx import _constants as C
 from ventryx._errors import APIConnectionError, APIStatusError, ConfigurationError
+from ventryx._types import Immutable
 
 __all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
 
 
-class RetryPolicy:
+class RetryPolicy(Immutable):
     """How retries wait; ``max_retries`` (how many) is a client and per-call option.
 
     Immutable and hashable. A plain slotted class rather than an attrs one, so that
@@ -51,14 +53,7 @@ class RetryPolicy:
         }
         if values["jitter"] > 1.0:
             raise ConfigurationError("RetryPolicy jitter must be between 0 and 1")
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"RetryPolicy is immutable: cannot set {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"RetryPolicy is immutable: cannot delete {name!r}")
+        self._freeze(values)
 
     def _values(self) -> tuple[float, float, float, float]:
         return (self.initial_delay, self.max_delay, self.jitter, self.max_retry_after)
@@ -83,12 +78,25 @@ class RetryPolicy:
         return delay * (1.0 - self.jitter * random.random())
 
 
+def _is_real(value: object) -> TypeGuard[SupportsFloat]:
+    if isinstance(value, (int, float)):
+        return True
+    import numbers  # noqa: PLC0415  # only for the rare other kinds, kept off `import ventryx`
+
+    return isinstance(value, numbers.Real)
+
+
 def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # Any real number (int, float, Fraction, numpy's scalars); a bool is refused.
+    if isinstance(value, bool) or not _is_real(value):
         raise ConfigurationError(f"RetryPolicy {name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
         raise ConfigurationError(f"RetryPolicy {name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any, Final, Literal, TypeAlias, cast
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, TypeAlias, TypeVar, cast
 
 import httpx
 
@@ -24,6 +24,38 @@ class NotGiven(enum.Enum):
 NOT_GIVEN: Final = NotGiven.NOT_GIVEN
 
 JSONObject: TypeAlias = dict[str, Any]
+_I = TypeVar("_I", bound="Immutable")
+
+
+class Immutable:
+    """Base of the plain slotted value classes: fields are set once, by ``_freeze``.
+
+    They stand in for attrs' frozen classes where ``import ventryx`` must not load attrs.
+    """
+
+    __slots__ = ()
+
+    def _freeze(self, values: Mapping[str, object]) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[type[Immutable], dict[str, object]]]:
+        # copy, deepcopy and pickle: the default would set the slots one by one, and be refused.
+        slots: tuple[str, ...] = type(self).__slots__
+        fields: dict[str, object] = {name: getattr(self, name) for name in slots}
+        return (_thaw, (type(self), fields))
+
+
+def _thaw(cls: type[_I], fields: Mapping[str, object]) -> _I:
+    value = cls.__new__(cls)
+    value._freeze(fields)  # pyright: ignore[reportPrivateUsage]  # the class's own unpickler
+    return value
 
 
 def as_object(value: object) -> JSONObject | None:

@@ -54,3 +54,9 @@ async def lifecycle() -> str:
         quick = client.with_options(timeout=2.0, max_retries=0)
         assert not quick.is_closed
         return f"{client.base_url} {client.timeout} {client.max_retries} {client!r}"
+
+
+def a_misspelt_name_is_an_error() -> None:
+    # The lazy names must not come from a module __getattr__ that type checkers see: it would
+    # make any name `Any`. Were this no longer an error, mypy --strict would flag the unused ignore.
+    _ = ventryx.Workflw  # type: ignore[attr-defined]

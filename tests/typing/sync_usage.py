@@ -58,3 +58,8 @@ def lifecycle() -> str:
         quick = client.with_options(timeout=2.0, max_retries=0)
         assert not quick.is_closed
         return f"{client.base_url} {client.timeout} {client.max_retries} {client!r}"
+
+
+def a_misspelt_name_is_an_error() -> None:
+    # As in async_usage.py: ventryx_sync's lazy names must not make every name `Any`.
+    _ = ventryx_sync.Evnt  # type: ignore[attr-defined]
