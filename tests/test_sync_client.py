@@ -463,7 +463,7 @@ def test_ctrl_c_during_a_retry_wait_reaches_the_caller_promptly(server: LocalSer
         faults=[FaultRule("POST /v1/events", sequence=[Fault("rate_limited", retry_after="5")])]
     )
     client = make(server, max_retries=2)
-    threads_before = threading.active_count()
+    threads_before = set(threading.enumerate())
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     started = time.monotonic()
@@ -478,7 +478,8 @@ def test_ctrl_c_during_a_retry_wait_reaches_the_caller_promptly(server: LocalSer
         signal.signal(signal.SIGINT, previous)
     assert elapsed < 2.0  # not the 5 s Retry-After
     assert server.ledger.faults["rate_limited"] == 1  # interrupted in the wait after it
-    assert threading.active_count() == threads_before
+    # No thread left behind; one from an earlier test may have ended meanwhile (seen on 3.10).
+    assert set(threading.enumerate()) <= threads_before
     # The client is intact (its pooled connection is reusable), and closing it frees it.
     client.events.emit(type="after")
     assert [e["type"] for e in server.ledger.events] == ["after"]
