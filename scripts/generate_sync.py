@@ -584,29 +584,28 @@ class Module:
         raise SystemExit(f"{self.relative}: where does {name!r} come from?")
 
 
-def public_names(root: Path) -> list[str]:
+def init_literal(root: Path, name: str) -> object:
+    """The literal value assigned to ``name`` at the top of ventryx/__init__.py, or None."""
     tree = ast.parse((root / "ventryx" / "__init__.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if (
-            isinstance(node, ast.Assign)
-            and [ast.unparse(t) for t in node.targets] == ["__all__"]
-            and isinstance(node.value, ast.List)
-        ):
-            return [ast.literal_eval(e) for e in node.value.elts]
-    raise SystemExit("ventryx/__init__.py has no __all__")
+        if isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+        if isinstance(node, ast.AnnAssign) and ast.unparse(node.target) == name and node.value:
+            return ast.literal_eval(node.value)
+    return None
+
+
+def public_names(root: Path) -> list[str]:
+    names = init_literal(root, "__all__")
+    if not isinstance(names, list):
+        raise SystemExit("ventryx/__init__.py has no __all__ list")
+    return [str(name) for name in names]
 
 
 def lazy_names(root: Path) -> set[str]:
     """The keys of ``_LAZY`` in ventryx/__init__.py: names ventryx loads on first use."""
-    tree = ast.parse((root / "ventryx" / "__init__.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if (
-            isinstance(node, ast.AnnAssign)
-            and ast.unparse(node.target) == "_LAZY"
-            and isinstance(node.value, ast.Dict)
-        ):
-            return {ast.literal_eval(k) for k in node.value.keys if k is not None}
-    return set()
+    lazy = init_literal(root, "_LAZY")
+    return {str(name) for name in lazy} if isinstance(lazy, dict) else set()
 
 
 def build(root: Path) -> tuple[list[Module], dict[str, str]]:
