@@ -75,12 +75,7 @@ class ClientOptions(Immutable):
         }
         self._freeze(values)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ClientOptions):
-            return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    __hash__ = None  # type: ignore[assignment]  # the header and query mappings are not hashable
+    # Equal by fields and unhashable (the header and query mappings are not), from Immutable.
 
     def __repr__(self) -> str:
         return (

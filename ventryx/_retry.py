@@ -55,16 +55,8 @@ class RetryPolicy(Immutable):
             raise ConfigurationError("RetryPolicy jitter must be between 0 and 1")
         self._freeze(values)
 
-    def _values(self) -> tuple[float, float, float, float]:
-        return (self.initial_delay, self.max_delay, self.jitter, self.max_retry_after)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RetryPolicy):
-            return NotImplemented
-        return self._values() == other._values()
-
     def __hash__(self) -> int:
-        return hash(self._values())
+        return hash(self._fields())
 
     def __repr__(self) -> str:
         return (

@@ -27,10 +27,12 @@ JSONObject: TypeAlias = dict[str, Any]
 _I = TypeVar("_I", bound="Immutable")
 
 
-class Immutable:
+class Immutable:  # noqa: PLW1641 - __eq__ alone leaves it unhashable, as meant
     """Base of the plain slotted value classes: fields are set once, by ``_freeze``.
 
     They stand in for attrs' frozen classes where ``import ventryx`` must not load attrs.
+    Equal when of the same class with equal fields; unhashable unless a subclass defines
+    ``__hash__`` (over ``_fields()``).
     """
 
     __slots__ = ()
@@ -38,6 +40,15 @@ class Immutable:
     def _freeze(self, values: Mapping[str, object]) -> None:
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def _fields(self) -> tuple[Any, ...]:
+        slots: tuple[str, ...] = self.__slots__
+        return tuple(getattr(self, name) for name in slots)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self._fields() == other._fields()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable: cannot set {name!r}")
@@ -47,9 +58,7 @@ class Immutable:
 
     def __reduce__(self) -> tuple[Callable[..., object], tuple[type[Immutable], dict[str, object]]]:
         # copy, deepcopy and pickle: the default would set the slots one by one, and be refused.
-        slots: tuple[str, ...] = type(self).__slots__
-        fields: dict[str, object] = {name: getattr(self, name) for name in slots}
-        return (_thaw, (type(self), fields))
+        return (_thaw, (type(self), dict(zip(self.__slots__, self._fields(), strict=True))))
 
 
 def _thaw(cls: type[_I], fields: Mapping[str, object]) -> _I:
