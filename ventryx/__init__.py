@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         NewEvent,
         OutcomeStatus,
     )
+    from ventryx._bulk._redis_gate import RedisRateGate
     from ventryx.models import (
         DeletedWorkflow,
         Event,
@@ -67,6 +68,7 @@ _LAZY: dict[str, str] = {
     "OutcomeStatus": "ventryx._bulk._results",
     "PageMeta": "ventryx.models",
     "RawResponse": "ventryx.models",
+    "RedisRateGate": "ventryx._bulk._redis_gate",
     "Step": "ventryx.models",
     "Trigger": "ventryx.models",
     "Workflow": "ventryx.models",
@@ -106,6 +108,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RawResponse",
+    "RedisRateGate",
     "RetryPolicy",
     "Step",
     "Trigger",

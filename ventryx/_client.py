@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -22,6 +23,9 @@ from ventryx._shim import AsyncShim
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx.resources.workflows import AsyncWorkflows
+
+if TYPE_CHECKING:
+    from ventryx._bulk._redis_gate import RedisRateGate
 
 __all__ = ["AsyncVentryx", "make_async_http_client", "make_sync_http_client"]
 
@@ -43,6 +47,8 @@ class AsyncVentryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+    ``rate_gate`` (a ``ventryx.RedisRateGate``) shares one rate limit with every client, on
+    any host, whose gate names the same key.
     """
 
     workflows: AsyncWorkflows
@@ -59,6 +65,7 @@ class AsyncVentryx:
         default_headers: Headers | None = None,
         default_query: Query | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_gate: RedisRateGate | None = None,
     ) -> None:
         setup_from_env()
         options = resolve_options(
@@ -69,6 +76,7 @@ class AsyncVentryx:
             retry_policy=retry_policy,
             default_headers=default_headers,
             default_query=default_query,
+            rate_gate=rate_gate,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
@@ -148,6 +156,7 @@ class AsyncVentryx:
                 **check_headers(default_headers, "default_headers"),
             },
             default_query={**current.default_query, **check_query(default_query, "default_query")},
+            rate_gate=current.rate_gate,
         )
         return type(self)._from_pipeline(self._pipeline.with_options(options), owner=False)
 

@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -16,6 +17,9 @@ from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._retry import RetryPolicy
 from ventryx._types import Headers, Immutable, NotGiven, Query, TimeoutTypes
 from ventryx._version import __version__
+
+if TYPE_CHECKING:
+    from ventryx._bulk._redis_gate import RedisRateGate
 
 __all__ = ["ClientOptions", "InsecureBaseURLWarning", "resolve_options", "resolve_timeout"]
 
@@ -42,6 +46,7 @@ class ClientOptions(Immutable):
     retry_policy: RetryPolicy
     default_headers: Mapping[str, str]
     default_query: Mapping[str, str | int | float | bool]
+    rate_gate: RedisRateGate | None
 
     __slots__ = (
         "api_key",
@@ -49,6 +54,7 @@ class ClientOptions(Immutable):
         "default_headers",
         "default_query",
         "max_retries",
+        "rate_gate",
         "retry_policy",
         "timeout",
     )
@@ -63,6 +69,7 @@ class ClientOptions(Immutable):
         retry_policy: RetryPolicy,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int | float | bool] | None = None,
+        rate_gate: RedisRateGate | None = None,
     ) -> None:
         values: dict[str, object] = {
             "api_key": api_key,
@@ -72,6 +79,7 @@ class ClientOptions(Immutable):
             "retry_policy": retry_policy,
             "default_headers": default_headers or {},
             "default_query": default_query or {},
+            "rate_gate": rate_gate,
         }
         self._freeze(values)
 
@@ -212,6 +220,7 @@ def resolve_options(
     retry_policy: RetryPolicy | None,
     default_headers: Headers | None,
     default_query: Query | None,
+    rate_gate: RedisRateGate | None = None,
 ) -> ClientOptions:
     """Settings from the arguments, falling back to the environment, all checked."""
     if api_key is None:
@@ -220,6 +229,11 @@ def resolve_options(
         base_url = os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
     if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
         raise ConfigurationError("retry_policy must be a ventryx.RetryPolicy")
+    if rate_gate is not None:
+        from ventryx._bulk._redis_gate import RedisRateGate  # noqa: PLC0415 - only when given
+
+        if not isinstance(rate_gate, RedisRateGate):
+            raise ConfigurationError("rate_gate must be a ventryx.RedisRateGate or None")
     try:
         return ClientOptions(
             api_key=_check_api_key(api_key),
@@ -229,6 +243,7 @@ def resolve_options(
             retry_policy=retry_policy or RetryPolicy(),
             default_headers=check_headers(default_headers, "default_headers"),
             default_query=check_query(default_query, "default_query"),
+            rate_gate=rate_gate,
         )
     except InvalidInputError as exc:
         raise ConfigurationError(str(exc)) from None

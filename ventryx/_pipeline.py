@@ -23,6 +23,7 @@ from ventryx._errors import (
     APIStatusError,
     APITimeoutError,
     InvalidInputError,
+    RateLimitError,
     status_error_class,
 )
 from ventryx._logging import logger
@@ -35,7 +36,7 @@ from ventryx._options import (
     resolve_timeout,
 )
 from ventryx._retry import is_retryable, parse_retry_after
-from ventryx._shim import Shim
+from ventryx._shim import BlockingShim, Shim
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
 
 if TYPE_CHECKING:
@@ -173,11 +174,24 @@ class Pipeline:
             self.options.max_retries if max_retries is None else check_max_retries(max_retries)
         )
         attempts = 0
+        gate = self.options.rate_gate
+        limited = False  # the last attempt got a 429: with a shared gate, wait for a turn
 
         async def attempt() -> Response:
-            nonlocal attempts
+            nonlocal attempts, limited
             attempts += 1
-            return await self._attempt(request, attempts)
+            if gate is None:
+                return await self._attempt(request, attempts)
+            blocking = isinstance(self.shim, BlockingShim)
+            if limited:
+                await self.shim.sleep(await gate.call_turn(blocking=blocking))
+            try:
+                return await self._attempt(request, attempts)
+            except RateLimitError as exc:
+                limited = True  # shared with every client of the gate, on any host
+                backoff = self.options.retry_policy.backoff(attempts)
+                await gate.call_limited(exc.retry_after, backoff, blocking=blocking)
+                raise
 
         if retries == 0:
             return await attempt()

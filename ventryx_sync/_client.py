@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -19,6 +20,9 @@ from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx_sync.resources.events import Events
 from ventryx_sync.resources.workflows import Workflows
 
+if TYPE_CHECKING:
+    from ventryx._bulk._redis_gate import RedisRateGate
+
 __all__ = ["Ventryx"]
 
 
@@ -27,6 +31,8 @@ class Ventryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+    ``rate_gate`` (a ``ventryx.RedisRateGate``) shares one rate limit with every client, on
+    any host, whose gate names the same key.
     """
 
     workflows: Workflows
@@ -43,6 +49,7 @@ class Ventryx:
         default_headers: Headers | None = None,
         default_query: Query | None = None,
         http_client: httpx.Client | None = None,
+        rate_gate: RedisRateGate | None = None,
     ) -> None:
         setup_from_env()
         options = resolve_options(
@@ -53,6 +60,7 @@ class Ventryx:
             retry_policy=retry_policy,
             default_headers=default_headers,
             default_query=default_query,
+            rate_gate=rate_gate,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(

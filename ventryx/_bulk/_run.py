@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterable, Iterable
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import anyio
 
 from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
-from ventryx._bulk._gate import gate_for
+from ventryx._bulk._gate import RateGate, gate_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
 
-__all__ = ["Events", "run_emit_many"]
+__all__ = ["Events", "client_gate", "run_emit_many"]
 
 Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
 
@@ -25,6 +25,13 @@ def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
     if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
         raise InvalidInputError(param, "must be a positive number" + (" or 0" * allow_zero))
     return float(value)  # type: ignore[arg-type]
+
+
+def client_gate(pipeline: Pipeline) -> RateGate:
+    """The gate of a client: its shared ``rate_gate`` if it was given one, else its own."""
+    shared = pipeline.options.rate_gate
+    # RedisRateGate has the engine's gate interface (a Protocol once the controller has one).
+    return gate_for(pipeline.shim) if shared is None else cast("RateGate", shared)
 
 
 async def run_emit_many(
@@ -52,7 +59,7 @@ async def run_emit_many(
         raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
     if summary is None:
         summary = BulkSummary()
-    gate = gate_for(pipeline.shim)
+    gate = client_gate(pipeline)
     wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
