@@ -1,0 +1,468 @@
+"""``RedisRateGate`` against a real ``redis-server`` (see ``_redis_server``).
+
+Each gate object stands for one client: two gates with the same key share everything through
+Redis only (separate connections, no Python state in common), as two processes or hosts do;
+the cross-process tests run real processes, one of them with its clocks an hour off.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+from _redis_server import RedisServer
+from conftest import FAST_RETRY
+
+import ventryx
+import ventryx_sync
+from ventryx import AsyncVentryx, ConfigurationError, InvalidInputError, RedisRateGate
+from ventryx.testing import LocalServer, RateLimit, ServerConfig
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def key() -> str:
+    return f"ventryx:test:{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def gates(redis_server: RedisServer, key: str) -> Iterator[Any]:
+    """``gates()``: a new gate (one client's) on the shared key; all closed at teardown."""
+    made: list[RedisRateGate] = []
+
+    def make(**kwargs: Any) -> RedisRateGate:
+        kwargs.setdefault("key", key)
+        gate = RedisRateGate(kwargs.pop("url", redis_server.url), **kwargs)
+        made.append(gate)
+        return gate
+
+    yield make
+    for gate in made:
+        gate.close()
+
+
+def state(redis_server: RedisServer, key: str) -> dict[str, str]:
+    import redis
+
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as r:
+        return r.hgetall(key)
+
+
+def events(n: int, tag: str = "t") -> list[dict[str, Any]]:
+    return [
+        {"type": "redis.gate", "data": {"i": i, "by": tag}, "key": f"{tag}-{i}"} for i in range(n)
+    ]
+
+
+def wait_of(reply: Any) -> float:
+    """How long the first slot of a reply is from now."""
+    return float(reply.slots[0][0] - time.monotonic())
+
+
+async def long_pause(gate: RedisRateGate, seconds: float = 30.0) -> None:
+    """An episode with a long pause: the rate stays at its floor while slots are handed out."""
+    epoch = await gate.admit()
+    for _ in range(30):
+        gate.passed()
+    gate.rate_limited(epoch, seconds, 0.1)
+    assert await gate._call_async(0) is not None
+
+
+# -- sharing ------------------------------------------------------------------------------
+
+
+async def test_a_429_seen_by_one_client_pauses_every_client_of_the_key(gates: Any) -> None:
+    a, b = gates(), gates()
+    other = gates(key="ventryx:test:other-" + uuid.uuid4().hex)
+    await long_pause(a, 0.8)
+    reply = await b._call_async(1)
+    assert reply is not None
+    assert 0.3 < wait_of(reply) <= 0.8  # b never saw a 429: the pause is a's, through Redis
+    assert reply.epoch == 1
+    assert b.rate is not None  # and b is paced at the shared rate
+    free = await other._call_async(1)
+    assert free is not None
+    assert wait_of(free) <= 0  # another key is another limit
+
+
+def assert_one_sequence(slots: list[float]) -> None:
+    """Slots of one schedule: in order, and the gaps shrinking smoothly as the rate ramps up
+    (a slot handed out twice, or a schedule restarted, shows as a gap near 0)."""
+    assert slots == sorted(slots)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    pairs = list(itertools.pairwise(gaps))
+    assert all(0.9 * before <= after <= before + 1e-5 for before, after in pairs), gaps
+
+
+async def test_slots_form_one_sequence_across_clients(gates: Any) -> None:
+    a, b, c = gates(), gates(), gates()
+    await long_pause(a)
+    slots: list[float] = []
+    rates: set[float | None] = set()
+    for gate in [a, b, c] * 4:
+        reply = await gate._call_async(1 + len(slots) % 2)  # one slot, or two in one call
+        assert reply is not None
+        slots += [slot for _, slot in reply.slots]
+        rates.add(reply.rate)
+    assert None not in rates
+    assert_one_sequence(slots)
+
+
+async def test_a_worker_that_slept_queues_again_behind_a_429_from_elsewhere(gates: Any) -> None:
+    a, b = gates(), gates()
+    await long_pause(a, 0.05)
+    ticket = await b._call_async(1)
+    assert ticket is not None
+    for _ in range(20):
+        a.passed()
+    await anyio.sleep(1.0)  # past the hold-off: the next 429 is a new episode
+    a.rate_limited(ticket.epoch, 0.6, 0.1)  # another client's 429 while b waits for its slot
+    assert await a._call_async(0) is not None
+    confirmed = await b._call_async(1, ticket.slots[0][1], ticket.epoch)  # b wakes, confirms
+    assert confirmed is not None
+    assert confirmed.epoch > ticket.epoch
+    assert wait_of(confirmed) > 0.3  # voided: queued behind the new pause
+
+
+async def test_confirming_an_unchanged_slot_takes_nothing(gates: Any) -> None:
+    a = gates()
+    await long_pause(a, 5.0)  # slots well in the future, however slow this machine
+    ticket = await a._call_async(1)
+    assert ticket is not None
+    slot = ticket.slots[0][1]
+    confirmed = await a._call_async(1, slot, ticket.epoch)
+    assert confirmed is not None
+    assert confirmed.slots[0][1] == slot  # the same slot
+    after = await a._call_async(1)
+    assert after is not None
+    assert after.slots[0][1] - slot == pytest.approx(1 / (ticket.rate or 1), abs=5e-6)
+
+
+async def test_one_answer_cannot_pause_everyone_past_max_pause(gates: Any) -> None:
+    a = gates(max_pause=0.5)
+    epoch = await a.admit()
+    assert a.rate_limited(epoch, 3600.0, 0.1) == 0.5
+    reply = await a._call_async(0)
+    assert reply is not None
+    assert reply.pause <= 0.5
+
+
+async def test_passes_from_every_client_make_one_capacity_estimate(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    a, b = gates(), gates()
+    await a.admit()
+    for _ in range(7):
+        a.passed()
+    for _ in range(5):
+        b.passed()
+    await a.admit()
+    await b.admit()
+    buckets = state(redis_server, key)
+    assert sum(float(v) for k, v in buckets.items() if k[0] == "b" and k[1:].isdigit()) == 12
+
+
+# -- the clock is Redis's --------------------------------------------------------------------
+
+_PROCESS = """
+import sys, time
+url, key, count, offset = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+if offset:  # this "host" has its clocks wrong by `offset` seconds
+    wall, mono, perf = time.time, time.monotonic, time.perf_counter
+    time.time = lambda: wall() + offset
+    time.monotonic = lambda: mono() + offset
+    time.perf_counter = lambda: perf() + offset
+from ventryx._bulk._redis_gate import RedisRateGate
+gate = RedisRateGate(url, key=key)
+for _ in range(count):
+    reply = gate._call_blocking(1)
+    assert reply is not None, "redis unreachable"
+    print(repr(reply.slots[0][1]), flush=True)
+"""
+
+
+def test_processes_on_hosts_with_skewed_clocks_share_one_pacing(
+    redis_server: RedisServer, key: str, gates: Any
+) -> None:
+    anyio.run(long_pause, gates())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, redis_server.url, key, "40", str(offset)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for offset in (0.0, 3600.0, -86400.0)
+    ]
+    slots: list[float] = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        slots += [float(line) for line in out.split()]
+    assert len(slots) == 120
+    # one sequence: no slot handed out twice, none skipped, whatever each host's clock says
+    assert_one_sequence(sorted(slots))
+
+
+# -- over HTTP, through the clients -------------------------------------------------------------
+
+
+async def test_emit_many_of_two_clients_shares_the_limit(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    limit = RateLimit(rate=100.0, burst=5, retry_after="fractional")
+    with LocalServer(ServerConfig(rate_limit=limit)) as server:
+        summaries: list[Any] = []
+
+        async def run(tag: str) -> None:
+            async with AsyncVentryx(
+                api_key=server.api_key,
+                base_url=server.base_url,
+                retry_policy=FAST_RETRY,
+                rate_gate=gates(),
+            ) as client:
+                summaries.append(await client.events.emit_many(events(40, tag), concurrency=8))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "a")
+            tg.start_soon(run, "b")
+        assert [s.delivered for s in summaries] == [40, 40]
+        assert server.ledger.duplicates == 0
+        assert len(server.ledger.events) == 80
+    shared = state(redis_server, key)
+    assert int(shared["ep"]) >= 1  # the limit was met, and its episodes were the key's
+
+
+async def test_a_single_call_429_pauses_the_other_clients(gates: Any) -> None:
+    a_gate, b_gate = gates(), gates()
+    limit = RateLimit(rate=0.5, burst=1, retry_after="fractional")
+    with LocalServer(ServerConfig(rate_limit=limit)) as server:
+        async with AsyncVentryx(
+            api_key=server.api_key,
+            base_url=server.base_url,
+            retry_policy=FAST_RETRY,
+            max_retries=0,
+            rate_gate=a_gate,
+        ) as client:
+            await client.events.emit(type="first", data={})
+            with pytest.raises(ventryx.RateLimitError):
+                await client.events.emit(type="second", data={})
+    reply = await b_gate._call_async(1)
+    assert reply is not None
+    assert 0.5 < wait_of(reply) <= 2.0  # Retry-After ~2 s, shared with a client that sent nothing
+
+
+def test_sync_client_shares_its_429_and_waits_its_turn(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    limit = RateLimit(rate=5.0, burst=1, retry_after="fractional")
+    with (
+        LocalServer(ServerConfig(rate_limit=limit)) as server,
+        ventryx_sync.Ventryx(
+            api_key=server.api_key,
+            base_url=server.base_url,
+            retry_policy=FAST_RETRY,
+            max_retries=3,
+            rate_gate=gates(),
+        ) as client,
+    ):
+        client.events.emit(type="first", data={})
+        second = client.events.emit(type="second", data={})  # 429, then retried after its turn
+        assert second.raw_response.attempts >= 2
+        shared = state(redis_server, key)
+        assert float(shared["ra"]) > 0  # its pause is the key's (Redis time)
+        summary = client.events.emit_many(events(10), concurrency=4)  # the portal thread's loop
+        assert summary.delivered == 10
+        assert server.ledger.duplicates == 0
+
+
+def test_with_options_copies_keep_the_gate(gates: Any) -> None:
+    gate = gates()
+    with ventryx_sync.Ventryx(
+        api_key="vx_test_x", base_url="http://127.0.0.1:9", rate_gate=gate
+    ) as c:
+        assert c.with_options(max_retries=1)._inner._pipeline.options.rate_gate is gate
+
+
+# -- Redis outage: the local gate, one warning --------------------------------------------------
+
+
+async def test_redis_killed_mid_run_degrades_to_the_local_gate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer() as doomed, LocalServer() as server:
+        gate = RedisRateGate(doomed.url, key="ventryx:test:doomed", retry_interval=0.05)
+        seen = 0
+
+        def on_result(_: object) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == 40:
+                doomed.kill()
+
+        caplog.set_level(logging.INFO, logger="ventryx")
+        async with AsyncVentryx(
+            api_key=server.api_key, base_url=server.base_url, rate_gate=gate
+        ) as client:
+            summary = await client.events.emit_many(events(200), concurrency=8, on_result=on_result)
+        gate.close()
+        assert summary.delivered == 200
+        assert server.ledger.duplicates == 0
+        assert gate.errors >= 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "Redis unreachable" in warnings[0].getMessage()
+
+
+async def test_redis_down_from_the_start_never_blocks_or_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer() as nobody:
+        url = nobody.url
+    gate = RedisRateGate(url.replace("redis://", "redis://:hunter2@"), key="k")  # nothing there
+    caplog.set_level(logging.WARNING, logger="ventryx")
+    with LocalServer() as server:
+        async with AsyncVentryx(
+            api_key=server.api_key, base_url=server.base_url, rate_gate=gate
+        ) as client:
+            summary = await client.events.emit_many(events(30), concurrency=4)
+            await client.events.emit(type="single", data={})
+    gate.close()
+    assert summary.delivered == 30
+    assert len(caplog.records) == 1
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in repr(gate)
+
+
+async def test_redis_back_after_an_outage_is_used_again(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ventryx")
+    with RedisServer() as srv:
+        gate = RedisRateGate(srv.url, key="ventryx:test:back", retry_interval=0.05)
+        srv.kill()
+        assert await gate._call_async(1) is None
+        assert "degraded" in repr(gate)
+        await anyio.to_thread.run_sync(lambda: srv.start(same_port=True))  # back, same address
+        try:
+            reply = None
+            for _ in range(100):
+                await anyio.sleep(0.06)
+                reply = await gate._call_async(1)
+                if reply is not None:
+                    break
+            assert reply is not None
+            assert "shared" in repr(gate)
+        finally:
+            gate.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("reachable again" in m for m in messages)
+
+
+# -- Redis details ------------------------------------------------------------------------------
+
+
+async def test_keys_expire_when_unused(gates: Any, redis_server: RedisServer, key: str) -> None:
+    gate = gates(ttl=0.2)
+    await gate.admit()
+    assert state(redis_server, key)
+    await anyio.sleep(0.3)
+    assert state(redis_server, key) == {}
+
+
+async def test_the_script_is_loaded_again_after_a_flush(
+    gates: Any, redis_server: RedisServer
+) -> None:
+    import redis
+
+    gate = gates()
+    await gate.admit()
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.script_flush()
+    assert await gate._call_async(1) is not None  # EVALSHA failed, EVAL ran it
+    assert gate.errors == 0
+
+
+async def test_an_asyncio_redis_client_on_its_own_loop(
+    redis_server: RedisServer, key: str, anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_server.url) if anyio_backend == "asyncio" else None
+    if client is None:  # trio: build it without a loop; it must not be used there
+        client = redis.asyncio.Redis.from_url(redis_server.url)
+    gate = RedisRateGate(client, key=key)
+    epoch = await gate.admit()
+    if anyio_backend == "asyncio":
+        assert epoch == 0
+        assert gate.errors == 0
+        await client.aclose()
+    else:  # a typed refusal turned into the local gate and one warning
+        assert epoch < 0
+        assert gate.errors == 1
+        assert "Redis unreachable (ConfigurationError)" in caplog.text
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "param"),
+    [
+        ((42,), {}, "redis"),
+        (("http://example.com",), {}, "redis"),
+        (("redis://127.0.0.1:1",), {"key": ""}, "key"),
+        (("redis://127.0.0.1:1",), {"key": 7}, "key"),
+        (("redis://127.0.0.1:1",), {"ttl": 0}, "ttl"),
+        (("redis://127.0.0.1:1",), {"max_pause": float("nan")}, "max_pause"),
+        (("redis://127.0.0.1:1",), {"socket_timeout": True}, "socket_timeout"),
+        (("redis://127.0.0.1:1",), {"retry_interval": -1}, "retry_interval"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(args: Any, kwargs: Any, param: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        RedisRateGate(*args, **kwargs)
+    assert info.value.param == param
+
+
+def test_rate_gate_must_be_a_redis_rate_gate() -> None:
+    with pytest.raises(ConfigurationError, match="rate_gate"):
+        AsyncVentryx(api_key="vx_test_x", rate_gate="redis://x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="rate_gate"):
+        ventryx_sync.Ventryx(api_key="vx_test_x", rate_gate=object())  # type: ignore[arg-type]
+
+
+def test_import_ventryx_does_not_import_redis() -> None:
+    code = (
+        "import sys, ventryx\n"
+        "assert 'redis' not in sys.modules\n"
+        "ventryx.RedisRateGate\n"
+        "assert 'redis' not in sys.modules\n"
+        "ventryx.RedisRateGate('redis://127.0.0.1:1')\n"
+        "assert 'redis' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "CI": ""})
+
+
+def test_the_gate_says_what_to_install_without_redis() -> None:
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import ventryx\n"
+        "try:\n    ventryx.RedisRateGate('redis://x')\n"
+        "except ventryx.ConfigurationError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert 'pip install "ventryx[redis]"' in out.stdout
