@@ -17,7 +17,7 @@ import attrs
 from ventryx.testing._config import ServerConfig
 from ventryx.testing._faults import AFTER_KINDS, STATUS_CODES, Fault, FaultPlan
 from ventryx.testing._ledger import Ledger, RequestRecord
-from ventryx.testing._ratelimit import TokenBucket
+from ventryx.testing._ratelimit import Limiter, make_limiter
 
 IDEMPOTENCY_TTL = 24 * 3600.0
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -223,9 +223,9 @@ class VentryxApp:
         self._bucket = self._new_bucket()
         self._faults = FaultPlan(self.config.faults, self.config.seed)
 
-    def _new_bucket(self) -> TokenBucket | None:
+    def _new_bucket(self) -> Limiter | None:
         limit = self.config.rate_limit
-        return TokenBucket(limit, self._clock) if limit else None
+        return make_limiter(limit, self._clock()) if limit else None
 
     # -- control -------------------------------------------------------------------------
     def configure(self, **changes: Any) -> ServerConfig:
@@ -285,7 +285,8 @@ class VentryxApp:
             return self._finish(request, response, None)
 
         with self._lock:
-            decision = self._bucket.take() if self._bucket else None
+            limiter = self._bucket
+            decision = limiter.admit(self._clock()) if limiter else None
             fault = (
                 None if decision and not decision.allowed else self._faults.pick(method, template)
             )
@@ -294,6 +295,12 @@ class VentryxApp:
             self.ledger.add_rate_limited()
             response = _error(429, "rate_limit_exceeded", "rate limit exceeded, retry later", extra)
             return self._finish(request, response, None)
+        if decision is not None and limiter is not None:  # in service for decision.hold
+            try:
+                await anyio.sleep(decision.hold)
+            finally:
+                with self._lock:
+                    limiter.release(self._clock())
         if fault is not None:
             early = self._early_fault(fault, extra)
             if early is not None:
