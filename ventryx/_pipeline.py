@@ -188,9 +188,8 @@ class Pipeline:
             try:
                 return await self._attempt(request, attempts)
             except RateLimitError as exc:
-                limited = True  # shared with every client of the gate, on any host
-                backoff = self.options.retry_policy.backoff(attempts)
-                await gate.call_limited(exc.retry_after, backoff, blocking=blocking)
+                limited = True  # its pause is shared with every client of the gate, on any host
+                await gate.call_limited(exc.retry_after, blocking=blocking)
                 raise
 
         if retries == 0:

@@ -1,27 +1,37 @@
 """``RedisRateGate``: one rate gate shared by every client, process and host naming its key.
 
-The gate's whole state lives in one Redis hash (``key``) and changes only inside Lua scripts,
-so every change is atomic and every client sees the same thing: the pause-until after a 429
-(Retry-After, or backoff), the admission pacing (the next free slot), the rate, and the
-capacity estimate behind it (the answers that passed over the last second, counted by every
-client). The one clock is Redis's ``TIME``: no local timestamp is ever written, and a reply
-states waits as durations, which the local monotonic clock then sleeps. Two hosts whose clocks
-disagree by an hour therefore pace each other exactly as two processes on one host do.
+The gate's whole state lives in one Redis hash (``key``) and changes only inside one Lua
+script, so every change is atomic and every client sees the same thing: the pause-until after
+a 429 (Retry-After, or the X-RateLimit-Reset), the admission pacing (the next free slot), the
+rate, and the capacity estimate behind it (what every client's requests got through since the
+last episode). The one clock is Redis's ``TIME``: no local timestamp is ever written, and a
+reply states waits as durations, which the local monotonic clock then sleeps. Two hosts whose
+clocks disagree by an hour pace each other exactly as two processes on one host do.
 
-One round trip per admission: the answers that passed since the client's last call and the
-429s it saw ride along with its next admission (``passed`` and ``rate_limited`` stay
-synchronous and cost no I/O, as the engine needs). A worker whose slot is far out (a paced
-gate) confirms it on waking and queues again if a 429 came from anywhere meanwhile.
+One round trip per admission at most: the answers that passed and the 429s a client saw ride
+along with its next call (``on_answer`` and ``on_rate_limited`` cost no I/O), and the workers
+of one event loop that ask for a slot while a call is under way share the next call. A worker
+whose slot is far out confirms it on waking and queues again if an episode began anywhere
+meanwhile, or a pause now covers it.
 
-The controller in the script is the shape of the local gate's (``_gate``): unpaced until the
-first 429; an episode sets the rate to ``BETA`` times the capacity measured from what passed,
-recovers to it, then probes above it. The hash expires ``ttl`` seconds after its last use.
+The controller in the script is the local ``RateGate``'s (``_gate``), shared: an episode
+starts at a 429 of a request admitted since the last one; what was admitted over the cycle
+since the last episode, per second, is the capacity; pacing restarts at ``BETA`` times it,
+climbs back to it over a probe period, then doubles per period; episodes with no answer in
+between keep the rate and back off from ``MIN_PAUSE`` to ``MAX_PAUSE``. Two differences: a
+key's first use starts slowly (``START_RATE``, doubling every ``DOUBLING`` seconds until the
+first 429), since K processes starting together would otherwise send K times their
+concurrency at once; and the local gate's tests for sporadic 429s and for concurrency limits
+stay local (a shared gate is for a shared rate limit). The hash expires ``ttl`` seconds after
+its last use.
 
 A Redis outage (refused, timed out, any Redis error) degrades to the client's local gate with
 one warning; Redis is tried again every ``retry_interval`` seconds by one caller at a time, and
 an ``info`` line says when it is back. Socket timeouts are short, so an outage costs at most
 one timeout per retry interval, never a blocked or failed emission. redis is imported when the
-first gate is built, never by ``import ventryx``.
+first gate is built, never by ``import ventryx``. On asyncio a URL gate uses one
+``redis.asyncio`` client per event loop (closed with the loop); on trio, and for blocking
+calls, a ``redis.Redis`` (through a worker thread in async code).
 """
 
 from __future__ import annotations
@@ -37,29 +47,28 @@ from typing import Any
 
 import anyio
 
-from ventryx._bulk._gate import RateGate
+from ventryx._bulk._gate import RateGate, RateHeaders, Ticket
 from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._logging import logger
 
 __all__ = ["RedisRateGate"]
 
-_BETA = 0.93
-_RECOVER = 0.5
-_PROBE_GAIN = 1.0
-_HOLDOFF = 1.0
-_MIN_RATE = 1.0
-_START_RATE = 20.0  # slow start: admissions/s at the key's first use, doubling every ...
-_DOUBLING = 0.1  # ... this many seconds until the first 429
-_MIN_SPAN = 0.25  # seconds of answers since the last pause below which nothing is measured
-_WINDOW = 1.0
-_BUCKETS = 10
+BETA = 0.97  # as the local gate
+PROBE_ANSWERS = 50.0
+MAX_PROBE_PERIOD = 10.0
+MIN_PAUSE = 0.05
+MAX_PAUSE = 2.0
+MIN_RATE = 0.5
+START_RATE = 20.0  # a key's first use: admissions/s, doubling every ...
+DOUBLING = 0.1  # ... this many seconds until the first 429
 _CONFIRM_AFTER = 0.02  # a worker that slept longer than this confirms its slot on waking
 _MAX_REPORTS = 32  # 429s carried by one call (more in one round trip add nothing)
 
-# ARGV: passed, ttl_ms, max_pause, take, held, held_epoch, then (epoch, retry_after or -1,
-# backoff) per 429. take: how many slots to hand out (0: only report); held (-1: none): a slot,
-# in Redis's time, taken at held_epoch, to confirm: it stands unless an episode began since or
-# a pause now covers it, else one slot is taken anew.
+# ARGV: passed, ttl_ms, max_pause, take, held, held_epoch, then per 429 (epoch, retry_after,
+# reset, age): retry_after and reset -1 when absent (or not to be trusted), age the seconds
+# since its request was admitted. take: slots to hand out (0: only report); held (-1: none):
+# a slot, in Redis's time, taken at held_epoch, to confirm: it stands unless an episode began
+# since or a pause now covers it, else one slot is taken anew.
 # Returns {epoch, rate ('' when unpaced), streak, pause_left, then wait, slot per slot};
 # times as strings, slots in Redis's time (what the tests check pacing on).
 _SCRIPT = f"""
@@ -67,113 +76,106 @@ if redis.replicate_commands then redis.replicate_commands() end
 local k = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local f = {{'ep','ra','ns','flr','tgt','rec','eat','str','born','ss'}}
-for i = 0, {_BUCKETS - 1} do f[#f + 1] = 'b' .. i; f[#f + 1] = 's' .. i end
-local v = redis.call('HMGET', k, unpack(f))
+local v = redis.call('HMGET', k, 'ep', 'ra', 'ns', 'base', 'cap', 'pf', 'pp', 'str', 'ok',
+  'cok0', 'cat', 'ss')
 local ep = tonumber(v[1]) or 0
 local ra = tonumber(v[2]) or 0
 local ns = tonumber(v[3]) or 0
-local flr = tonumber(v[4])
-local tgt = tonumber(v[5]) or 0
-local rec = tonumber(v[6]) or 0
-local eat = tonumber(v[7]) or -1e18
+local base = tonumber(v[4])
+local cap = tonumber(v[5]) or 0
+local pf = tonumber(v[6]) or 0
+local pp = tonumber(v[7]) or 1
 local str = tonumber(v[8]) or 0
-local born = tonumber(v[9])
-local ss = tonumber(v[10])
-local b, s = {{}}, {{}}
-for i = 0, {_BUCKETS - 1} do
-  b[i] = tonumber(v[11 + 2 * i]) or 0
-  s[i] = tonumber(v[12 + 2 * i]) or -1
-end
-local out = {{}}
+local ok = tonumber(v[9]) or 0
+local cok0 = tonumber(v[10]) or 0
+local cat = tonumber(v[11])
+local ss = tonumber(v[12])
 local function fmt(x) return string.format('%.6f', x) end
 
 local function rate_at(at)
-  if flr == nil then
+  if base == nil then
     if ss == nil then return nil end
-    return math.min({_START_RATE} * 2 ^ ((at - ss) / {_DOUBLING}), 1e9)
+    return math.min({START_RATE} * 2 ^ ((at - ss) / {DOUBLING}), 1e9)
   end
-  local dt = at - rec
-  if dt <= 0 then return flr end
-  if dt < {_RECOVER} then return flr + (tgt - flr) * dt / {_RECOVER} end
-  local p = dt - {_RECOVER}
-  return tgt * (1 + {_PROBE_GAIN} * p * p)
+  local dt = at - pf
+  if dt <= 0 then return base end
+  if dt <= pp then return base + (cap - base) * dt / pp end
+  return math.min(cap * 2 ^ ((dt - pp) / pp), 1e9)
 end
 
-local tick = math.floor(now * {_BUCKETS} / {_WINDOW})
 local passed = tonumber(ARGV[1])
 if passed > 0 then
+  ok = ok + passed
   str = 0
-  if born == nil then born = now; out.born = now end
-  local i = tick % {_BUCKETS}
-  if s[i] ~= tick then s[i] = tick; b[i] = 0 end
-  b[i] = b[i] + passed
-  out['b' .. i] = b[i]; out['s' .. i] = tick
-end
-
--- The rate the limiter let through since the last pause ended (at most a window back); nil
--- when that is too short to tell.
-local function accepted()
-  if born == nil then return nil end
-  local from = math.max(now - {_WINDOW}, rec, born)
-  local span = now - from
-  if span < {_MIN_SPAN} then return nil end
-  local count = 0
-  for i = 0, {_BUCKETS - 1} do
-    if tick - s[i] < {_BUCKETS} and (s[i] + 1) * {_WINDOW / _BUCKETS} > from then
-      count = count + b[i]
-    end
-  end
-  return math.max(count / span, {_MIN_RATE})
+  if cat == nil then cat = now end
 end
 
 local max_pause = tonumber(ARGV[3])
 local n = 7
 while ARGV[n] do
   local e = tonumber(ARGV[n])
-  local wait = tonumber(ARGV[n + 1])
-  if wait < 0 then wait = tonumber(ARGV[n + 2]) end
-  wait = math.min(wait, max_pause)
-  local current = rate_at(now)
-  local est = accepted()
-  if est ~= nil and current ~= nil then
-    -- Far fewer passed than were sent: a limit, and what passed is its measure (at most
-    -- halving). Else (a stray 429, or the clients could not send faster) the rate stays.
-    if est < current * {_BETA} then est = math.max(est, current / 2) else est = current end
-  end
-  if e == ep and (est ~= nil or current ~= nil) then
-    -- A 429 for a request admitted since the last episode: a new episode if what passes is
-    -- below the rate (a limit), or the hold-off since the last one is over.
-    if est == nil then est = current / 2 end
-    if current == nil or est < current or now - eat >= {_HOLDOFF} then
-      ep = ep + 1
-      str = str + 1
-      tgt = est
-      flr = math.max(tgt * {_BETA}, {_MIN_RATE})
-      eat = now
-      ra = math.max(ra, now + wait)
-      ns = ra
-      rec = ra
-    elseif now + wait > ra then
-      ra = now + wait
+  local trusted = tonumber(ARGV[n + 1])
+  local reset = tonumber(ARGV[n + 2])
+  local age = tonumber(ARGV[n + 3])
+  if cat == nil then cat = now end
+  if e ~= ep then
+    -- part of the last episode (e < 0: a single call's), pausing everyone already unless
+    -- the server asks for more
+    if trusted >= 0 and (str > 0 or e < 0) and now + trusted > ra then
+      ra = math.min(now + trusted, now + max_pause)
       ns = math.max(ns, ra)
     end
-  elseif now + wait > ra then
-    ra = now + wait
-    ns = math.max(ns, ra)
+  elseif str > 0 then
+    -- no answer since the last episode: the limit is still spent; keep the rate, back off
+    ep = ep + 1
+    str = str + 1
+    local pause = 0
+    if trusted >= 0 then pause = trusted elseif reset >= 0 then pause = reset end
+    local floor = math.min({MIN_PAUSE} * 2 ^ (str - 2), {MAX_PAUSE})
+    ra = math.max(ra, now + math.max(pause, floor))
+    ns = ra
+    pf = ra
+  else
+    local span = math.max(now - cat, age, 0.001)
+    local admitted = ok - cok0
+    local before = rate_at(now)
+    local capacity = 0
+    if admitted > 0 then capacity = admitted / span end
+    local rate
+    if capacity > 0 then
+      rate = {BETA} * capacity
+      if before ~= nil then rate = math.min(rate, before * {BETA}) end
+    elseif before ~= nil then
+      rate = before / 2
+    else
+      rate = {MIN_RATE}
+    end
+    rate = math.max(rate, {MIN_RATE})
+    ep = ep + 1
+    str = 1
+    local pause = 1 / rate
+    if trusted >= 0 then pause = trusted elseif reset >= 0 then pause = math.min(pause, reset) end
+    ra = math.max(ra, now + math.min(pause, max_pause))
+    ns = ra
+    base = rate
+    cap = math.max(capacity, rate)
+    pf = math.max(now, ra)
+    pp = math.max(1.0, math.min({PROBE_ANSWERS} / math.max(cap, {MIN_RATE}), {MAX_PROBE_PERIOD}))
+    cat = now
+    cok0 = ok
   end
-  n = n + 3
+  n = n + 4
 end
 
 local take = tonumber(ARGV[4])
 local held = tonumber(ARGV[5])
-if ss == nil and take > 0 then ss = now; out.ss = now end
+if ss == nil and take > 0 then ss = now end
 local rate = rate_at(now)
 local slots = {{}}
 if held >= 0 then
   if held >= ra and tonumber(ARGV[6]) == ep then slots[1] = held; take = 0 else take = 1 end
 end
-for _ = 1, take do  -- each slot at the rate of its own time (slow start ramps on)
+for _ = 1, take do  -- each slot at the rate of its own time (a ramp goes on ramping)
   local start = math.max(now, ra)
   if rate ~= nil then
     start = math.max(start, ns)
@@ -182,10 +184,11 @@ for _ = 1, take do  -- each slot at the rate of its own time (slow start ramps o
   slots[#slots + 1] = start
 end
 
-redis.call('HSET', k, 'ep', ep, 'ra', fmt(ra), 'ns', fmt(ns), 'tgt', fmt(tgt),
-  'rec', fmt(rec), 'eat', fmt(eat), 'str', str)
-if flr ~= nil then redis.call('HSET', k, 'flr', fmt(flr)) end
-for name, value in pairs(out) do redis.call('HSET', k, name, fmt(value)) end
+redis.call('HSET', k, 'ep', ep, 'ra', fmt(ra), 'ns', fmt(ns), 'cap', fmt(cap), 'pf', fmt(pf),
+  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0)
+if base ~= nil then redis.call('HSET', k, 'base', fmt(base)) end
+if cat ~= nil then redis.call('HSET', k, 'cat', fmt(cat)) end
+if ss ~= nil then redis.call('HSET', k, 'ss', fmt(ss)) end
 redis.call('PEXPIRE', k, ARGV[2])
 local shown = ''
 if rate ~= nil then shown = fmt(rate) end
@@ -213,6 +216,9 @@ class _Reply:
         self.slots = [
             (midpoint + float(raw[i]), float(raw[i + 1])) for i in range(4, len(raw) - 1, 2)
         ]
+
+
+_SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local gate's: others)
 
 
 class _Ticket:
@@ -307,11 +313,10 @@ class RedisRateGate:
         self.local = RateGate()  # the fallback while Redis is unreachable
         self._lock = threading.Lock()
         self._passed = 0
-        self._reports: list[tuple[int, float, float]] = []
+        self._reports: list[tuple[int, float, float, float]] = []
         self._down_until = -math.inf  # monotonic: local gate only until then
         self._probing = False
         self._degraded = False
-        self._epoch = 0
         self._streak = 0
         self._rate: float | None = None
         self._batching = threading.local()  # per thread (each has its own event loop, if any)
@@ -332,26 +337,25 @@ class RedisRateGate:
     def streak(self) -> int:
         return self.local.streak if self._degraded else self._streak
 
-    def admit_now(self) -> int | None:
+    def admit_now(self) -> Ticket | None:
         """Never without Redis's word while it is up (``admit`` asks it); the local gate's else."""
-        if self._use_local():
-            epoch = self.local.admit_now()
-            return None if epoch is None else -1 - epoch
-        return None
+        return self.local.admit_now() if self._use_local() else None
 
-    async def admit(self) -> int:
-        """Wait for a slot of the shared pacing; the epoch to hand back with a 429."""
+    async def admit(self, budget: float = math.inf) -> Ticket | None:
+        """Wait for a slot of the shared pacing; ``None`` if it is not within ``budget``."""
+        limit = time.monotonic() + budget
         got = await self._take()
         while True:
-            if got is None:
-                return -1 - await self.local.admit()  # local epochs are negative
+            if got is None:  # Redis unreachable: this client's own gate
+                return await self.local.admit(max(limit - time.monotonic(), 0.0))
             deadline, slot, epoch = got
+            if deadline > limit:
+                return None  # the slot goes unused: one interval of the shared rate
             wait = deadline - time.monotonic()
-            if wait <= 0:
-                return epoch
-            await anyio.sleep(wait)
+            if wait > 0:
+                await anyio.sleep(wait)
             if wait < _CONFIRM_AFTER:
-                return epoch
+                return Ticket(epoch, time.monotonic(), 0, _SHARED)
             # A long wait: an episode may have begun elsewhere meanwhile; if so, a new slot.
             reply = await self._call_async(1, slot, epoch)
             got = None if reply is None else (*reply.slots[0], reply.epoch)
@@ -385,29 +389,58 @@ class RedisRateGate:
                 ticket.done.set()
         return mine
 
-    def passed(self) -> None:
+    def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
         """An answer other than 429: counted towards the shared capacity estimate."""
-        self.local.passed()
+        if ticket.data is not _SHARED:
+            self.local.on_answer(ticket, headers)
+            return
         with self._lock:
             self._passed += 1
 
-    def rate_limited(self, epoch: int, retry_after: float | None, backoff: float) -> float:
-        """Record a 429 (shared on the next call); returns the seconds to wait as known here."""
-        if epoch < 0 or self._use_local():
-            return self.local.rate_limited(max(-1 - epoch, 0), retry_after, backoff)
-        wait = min(backoff if retry_after is None else retry_after, self._max_pause)
+    def on_lost(self, ticket: Ticket) -> None:
+        if ticket.data is not _SHARED:
+            self.local.on_lost(ticket)
+
+    def on_rate_limited(
+        self,
+        ticket: Ticket,
+        retry_after: float | None,
+        headers: RateHeaders | None = None,
+        *,
+        max_pause: float = math.inf,
+    ) -> float:
+        """Record a 429, shared on this client's next call; everyone's pause is in ``admit``.
+
+        Returns what this event waits on its own: nothing, but where the server says there is
+        room (``X-RateLimit-Remaining`` > 0: not the limit), its Retry-After.
+        """
+        if ticket.data is not _SHARED:
+            return self.local.on_rate_limited(ticket, retry_after, headers, max_pause=max_pause)
+        cap = min(max_pause, self._max_pause)
+        trusted = retry_after if retry_after is not None and retry_after <= cap else None
+        if headers is not None and headers.remaining is not None and headers.remaining >= 1:
+            return 0.0 if trusted is None else trusted
+        reset = -1.0
+        if headers is not None and headers.remaining == 0 and headers.reset is not None:
+            reset = min(headers.reset, cap)
+        age = max(time.monotonic() - ticket.issued_at, 0.0)
+        self._report(ticket.epoch, -1.0 if trusted is None else trusted, reset, age)
+        return 0.0
+
+    def _report(self, epoch: int, trusted: float, reset: float, age: float) -> None:
         with self._lock:
             if len(self._reports) < _MAX_REPORTS:
-                self._reports.append((epoch, -1.0 if retry_after is None else retry_after, backoff))
-        return max(wait, 0.0)
+                self._reports.append((epoch, trusted, reset, age))
 
     # -- what a single call that got a 429 calls (the request pipeline) ---------------------
 
-    async def call_limited(
-        self, retry_after: float | None, backoff: float, *, blocking: bool
-    ) -> float:
-        """Share a single call's 429; the seconds until the shared pause ends (0 if unknown)."""
-        self.rate_limited(self._epoch, retry_after, backoff)
+    async def call_limited(self, retry_after: float | None, *, blocking: bool) -> float:
+        """Share a single call's 429: its Retry-After pauses everyone (it measures no rate, so
+        it starts no episode); the seconds until the shared pause ends (0 if unknown)."""
+        trusted = (
+            retry_after if retry_after is not None and retry_after <= self._max_pause else None
+        )
+        self._report(-1, -1.0 if trusted is None else trusted, -1.0, 0.0)
         reply = self._call_blocking(0) if blocking else await self._call_async(0)
         return 0.0 if reply is None else reply.pause
 
@@ -431,14 +464,14 @@ class RedisRateGate:
             passed, self._passed = self._passed, 0
             reports, self._reports = self._reports, []
         args: list[object] = [passed, self._ttl_ms, self._max_pause, take, held, held_epoch]
-        for epoch, retry_after, backoff in reports:
-            args += [epoch, retry_after, backoff]
+        for report in reports:
+            args += report
         return args
 
     def _parse(self, raw: Any, sent: float) -> _Reply:
         reply = _Reply(raw, (sent + time.monotonic()) / 2)
         with self._lock:
-            self._epoch, self._rate, self._streak = reply.epoch, reply.rate, reply.streak
+            self._rate, self._streak = reply.rate, reply.streak
             self._probing = False
             if self._degraded:
                 self._degraded = False

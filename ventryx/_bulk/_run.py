@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterable, Iterable
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 import anyio
 
 from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
-from ventryx._bulk._gate import RateGate, gate_for
+from ventryx._bulk._gate import Gate, gate_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
@@ -27,11 +27,10 @@ def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
-def client_gate(pipeline: Pipeline) -> RateGate:
+def client_gate(pipeline: Pipeline) -> Gate:
     """The gate of a client: its shared ``rate_gate`` if it was given one, else its own."""
     shared = pipeline.options.rate_gate
-    # RedisRateGate has the engine's gate interface (a Protocol once the controller has one).
-    return gate_for(pipeline.shim) if shared is None else cast("RateGate", shared)
+    return gate_for(pipeline.shim) if shared is None else shared
 
 
 async def run_emit_many(
