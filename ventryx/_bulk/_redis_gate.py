@@ -268,8 +268,8 @@ class RedisRateGate:
         key: str = "ventryx:rate-gate",
         ttl: float = 600.0,
         max_pause: float = 60.0,
-        socket_timeout: float = 0.25,
-        retry_interval: float = 5.0,
+        socket_timeout: float = 0.5,
+        retry_interval: float = 1.0,
     ) -> None:
         if not isinstance(key, str) or not key or len(key) > 512:
             raise InvalidInputError("key", "must be a non-empty string of at most 512 characters")
@@ -287,19 +287,18 @@ class RedisRateGate:
         )
         module = _import_redis()
         if isinstance(redis, str):
-            retry = importlib.import_module("redis.retry")
-            backoff = importlib.import_module("redis.backoff")
-            self._options = {
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                "retry": retry.Retry(backoff.NoBackoff(), 0),
-            }
+            # No retries of its own (a failed call falls back at once), short timeouts.
+            self._options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+            never = importlib.import_module("redis.backoff").NoBackoff()
+            retry = importlib.import_module("redis.retry").Retry(never, 0)
             try:
-                self._sync = module.Redis.from_url(redis, **self._options)
+                self._sync = module.Redis.from_url(redis, retry=retry, **self._options)
             except ValueError as exc:  # the message names the scheme, never the password
                 raise InvalidInputError("redis", f"is not a Redis URL ({exc})") from None
             self._owned = True
             self._url = redis
+            # Loaded now, not in an event loop's first call.
+            self._async_retry = importlib.import_module("redis.asyncio.retry").Retry(never, 0)
         else:
             asyncio_redis = importlib.import_module("redis.asyncio")
             if isinstance(redis, asyncio_redis.Redis):
@@ -521,7 +520,9 @@ class RedisRateGate:
             return held[0]
         for old in [other for other in self._loops if getattr(other, "is_closed", bool)()]:
             del self._loops[old]  # its client was closed with it
-        client = importlib.import_module("redis.asyncio").Redis.from_url(self._url, **self._options)
+        client = importlib.import_module("redis.asyncio").Redis.from_url(
+            self._url, retry=self._async_retry, **self._options
+        )
         keeper = _close_at_loop_end(client)
         await keeper.__anext__()  # the loop's async-generator hooks now hold it
         self._loops[loop] = (client, keeper)
