@@ -95,13 +95,16 @@ def simulate(
     gate_factory: Callable[..., Any] = RateGate,
     max_rate_limit_wait: float = 300.0,
     max_retry_after: float = 60.0,
+    seed: int = 0,
 ) -> Result:
     """Run ``events`` through the engine against ``limit``; all in virtual time."""
     result = Result()
 
     async def main() -> None:
         gate = gate_factory(clock=trio.current_time, sleep=trio.sleep)
-        policy = RetryPolicy(initial_delay=0.05, max_delay=1.0, max_retry_after=max_retry_after)
+        policy = RetryPolicy(
+            initial_delay=0.05, max_delay=1.0, jitter=0.0, max_retry_after=max_retry_after
+        )
         client = AsyncVentryx(
             api_key="vx_sim", base_url="http://sim.invalid/v1", retry_policy=policy
         )
@@ -123,6 +126,7 @@ def simulate(
         await engine.run({"type": "sim", "data": {}, "key": f"k{i}"} for i in range(events))
         result.elapsed = trio.current_time() - start
 
+    trio._core._run._r.seed(seed)
     clock = trio.testing.MockClock(autojump_threshold=0)
     anyio.run(main, backend="trio", backend_options={"clock": clock})
     return result

@@ -44,6 +44,7 @@ Designed from what a client can measure; nothing is assumed about the server's c
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 import weakref
@@ -56,6 +57,7 @@ __all__ = ["Gate", "RateGate", "RateHeaders", "Ticket", "gate_for", "parse_rate_
 
 BETA = 0.97  # rate after an episode, as a share of the measured capacity
 PROBE_ANSWERS = 50.0  # admissions per probe period at least: one 429 per ~this many answers
+RECENT = 32  # admissions behind the rate measured just before a refusal
 MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
 MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
 MAX_PAUSE = 2.0  # where that floor stops doubling
@@ -200,6 +202,11 @@ class RateGate:
         self._cycle_top = 0  # the most in flight at the issue of a request admitted this cycle
         self._latency = 0.0  # mean seconds from admission to answer
         self._answers = 0
+        self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
+        self._queue: collections.deque[anyio.Event] = collections.deque()  # waiting admits
+        self._head: anyio.Event | None = None  # set when a ticket comes back
+        self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)
+        self._spent = False  # the last episode needed a second, longer pause
         # Background (sporadic) 429 share, and the trial of the last cut.
         self.background = 0.0
         self._trial: tuple[float | None, float] | None = None  # (rate before the cut, share)
@@ -247,44 +254,61 @@ class RateGate:
             self._probing += 1
         return Ticket(self.epoch, now, self.in_flight, probe)
 
-    def admit_now(self) -> Ticket | None:
-        now = self._clock()
+    def _take_slot(self, now: float) -> bool:
+        """Whether a request may start at ``now``; if so its slot is taken."""
         if self.resume_at > now or not self._free():
-            return None
+            return False
         rate = self.rate
         if rate is not None:
             if self._next_slot > now:
-                return None
-            self._next_slot = max(self._next_slot + 1.0 / rate, now - 1.0 / rate)
+                return False
+            # A late wake-up keeps to the grid, but the next slot is never closer than half
+            # an interval: no bursts.
+            self._next_slot = max(self._next_slot + 1.0 / rate, now + 0.5 / rate)
+        return True
+
+    def admit_now(self) -> Ticket | None:
+        now = self._clock()
+        if self._queue or not self._take_slot(now):
+            return None
         return self._issue(now)
 
     async def admit(self, budget: float = math.inf) -> Ticket | None:
-        deadline = self._clock() + budget
-        while True:
-            now = self._clock()
-            if now > deadline:
-                return None
-            epoch = self.epoch
-            start = max(now, self.resume_at)
-            if self._free():
+        # Waiters queue (FIFO); only the head watches the clock, so a slot is taken at the
+        # rate of the moment it is used, not of the moment it was asked for.
+        now = self._clock()
+        deadline = now + budget
+        turn = anyio.Event()
+        self._queue.append(turn)
+        try:
+            if self._queue[0] is not turn:
+                with anyio.move_on_after(max(deadline - now, 0.0)):
+                    await turn.wait()
+                if self._queue[0] is not turn:
+                    return None  # the budget ran out in the queue
+            while True:
+                now = self._clock()
+                if self._take_slot(now):
+                    return self._issue(now)
+                if now >= deadline:
+                    return None
+                start = max(now, self.resume_at)
                 rate = self.rate
                 if rate is not None:
                     start = max(start, self._next_slot)
-                    self._next_slot = start + 1.0 / rate
-                if start <= now:
-                    return self._issue(now)
-                if start > deadline:
-                    return None
-                await self._sleep(start - now)
-                if epoch == self.epoch and self._free():
-                    return self._issue(self._clock())
-                continue  # an episode came, or the window filled, while waiting: queue again
-            # Full window, or a probe out: look again soon (an answer frees a place).
-            await self._sleep(min(max(start - now, self._interval()), max(deadline - now, 0.0)))
-
-    def _interval(self) -> float:
-        rate = self.rate
-        return MIN_PAUSE if rate is None else min(1.0 / rate, MIN_PAUSE)
+                if not self._free():  # wait for a ticket back, or the window to grow
+                    start = now + max(MIN_PAUSE, start - now)
+                    self._head = anyio.Event()
+                    with anyio.move_on_after(min(start, deadline) - now):
+                        await self._head.wait()
+                    self._head = None
+                else:
+                    await self._sleep(max(min(start, deadline) - now, 0.0))
+        finally:
+            head = self._queue[0] is turn
+            self._queue.remove(turn)
+            if head and self._queue:
+                self._queue[0].set()
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -292,6 +316,8 @@ class RateGate:
         self.in_flight = max(self.in_flight - 1, 0)
         if ticket.data is True and self._probing:
             self._probing -= 1
+        if self._head is not None:
+            self._head.set()
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
         self._returned(ticket)
@@ -299,10 +325,14 @@ class RateGate:
         if self._born is None:
             self._born = self._cycle_at = now
         self._ok += 1
+        self._recent.append(now)
         self._streak = 0
         self._probing = 0
         if ticket.epoch == self.epoch:
             self._cycle_ok += 1
+            self._unmeasured = None
+        elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
+            self._remeasure(now)
         self._cycle_top = max(self._cycle_top, ticket.in_flight)
         self._answers += 1
         weight = max(1.0 / self._answers, 0.05)
@@ -327,9 +357,7 @@ class RateGate:
         own = 0.0 if trusted is None else trusted
         if headers is not None and headers.remaining is not None and headers.remaining >= 1:
             return own  # the server says there is room: not the rate limit
-        if ticket.epoch != self.epoch:  # part of the last episode: it pauses everyone already
-            if trusted is not None and self._streak and now + trusted > self.resume_at:
-                self.resume_at = min(now + trusted, now + max_pause)
+        if ticket.epoch != self.epoch:  # part of the last episode: it paused everyone already
             return 0.0
         self._cycle_429 += 1
         answers = self._cycle_ok + self._cycle_429
@@ -357,13 +385,32 @@ class RateGate:
         )
         return 0.0
 
+    def _remeasure(self, now: float) -> None:
+        """An episode came before any admission was measured (all of a round trip's answers
+        arrive at once): the requests still in flight then finish the measurement."""
+        assert self._unmeasured is not None
+        start, ok0 = self._unmeasured
+        span = max(now - start, self._latency)
+        if span <= 0:
+            return
+        capacity = (self._ok - ok0) / span
+        if capacity > self._capacity:
+            self._capacity = capacity
+            self._base = max(BETA * capacity, MIN_RATE)
+            answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
+            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_at(self._probe_from)
+
     def _set_rate(self, rate: float | None, capacity: float, now: float) -> None:
         self._base = rate
         self._capacity = capacity
-        self._probe_from = max(now, self.resume_at)
         if rate is not None:
             answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = max(1.0, answers, 4 * self._latency)
+            self._probe_period = max(1.0, answers, 40 * self._latency)
+        self._probe_at(max(now, self.resume_at))
+
+    def _probe_at(self, when: float) -> None:
+        self._probe_from = when
 
     def _new_cycle(self, now: float) -> None:
         self._cycle_at = now
@@ -389,6 +436,7 @@ class RateGate:
             self.episodes += 1
             self._streak += 1
             self._probing = 0
+            self._spent = True
             if trusted is not None:
                 pause = trusted
             elif headers is not None and headers.reset is not None and headers.remaining == 0:
@@ -398,13 +446,21 @@ class RateGate:
             floor = min(MIN_PAUSE * math.pow(2.0, self._streak - 2), MAX_PAUSE)
             self.resume_at = max(self.resume_at, now + max(pause, floor))
             self._next_slot = self.resume_at
-            self._probe_from = self.resume_at
+            self._probe_at(self.resume_at)
             return
         # Answers of one round trip can all come at once: a cycle is at least one.
         span = max(now - self._cycle_at, self._latency, now - ticket.issued_at)
         admitted = self._ok - self._cycle_ok0
         before = self.rate
         capacity = admitted / span if span > 0 and admitted > 0 else 0.0
+        # The cycle's average misses what a limiter that refills at once (a small bucket)
+        # offered while the client paced below it; the admissions just before the refusal,
+        # paced and refused only now, measure it directly. Not after a limit that stayed
+        # spent past the first short pause (a window): the client's pace then says nothing.
+        recent = [t for t in self._recent if t >= self._cycle_at]
+        if not self._spent and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
+            capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
+        self._spent = False
         if before is None:
             offered = answers / span if span > 0 else capacity
             rate = min(BETA * capacity, TRIAL_CUT * offered) if offered > 0 else MIN_RATE
@@ -412,6 +468,7 @@ class RateGate:
             rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
         rate = max(rate, MIN_RATE)
         self._trial = (before, share) if answers >= TRIAL_ANSWERS or before is None else None
+        self._unmeasured = (self._cycle_at, self._cycle_ok0) if admitted == 0 else None
         self.epoch += 1
         self.episodes += 1
         self._streak = 1
@@ -422,13 +479,11 @@ class RateGate:
             self._window = float(max(self._cycle_top, math.ceil(rate * self._latency) + 1))
         else:
             self._window = None
-        # The first pause of an episode: the server's Retry-After; else one interval at the
-        # new rate, or the X-RateLimit-Reset if sooner (a second refusal waits the Reset).
+        # The first pause of an episode is one interval at the new rate, whatever the 429
+        # says: whole-second Retry-Afters and Resets round a bucket's milliseconds up to a
+        # second. The one request let through then tells: a second refusal in a row waits
+        # the server's time in full.
         pause = 1.0 / rate
-        if trusted is not None:
-            pause = trusted
-        elif headers is not None and headers.reset is not None and headers.remaining == 0:
-            pause = min(pause, headers.reset)
         self.resume_at = max(self.resume_at, now + pause)
         self._next_slot = self.resume_at
         self._set_rate(rate, max(capacity, rate), now)
