@@ -10,6 +10,7 @@ form and the X-RateLimit headers go through the parsing the SDK uses.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -57,10 +58,16 @@ class Result:
 
 
 class SimSender:
-    def __init__(self, limit: RateLimit, latency: float, result: Result) -> None:
+    def __init__(self, limit: RateLimit, latency: float, result: Result, seed: int) -> None:
         self.limiter = make_limiter(limit, trio.current_time())
         self.latency = latency
         self.result = result
+        # Timers due at the same instant fire in an order trio does not fix (it follows
+        # memory addresses): a seeded microsecond of jitter orders them reproducibly.
+        self._random = random.Random(seed)
+
+    def _half_trip(self) -> float:
+        return self.latency / 2 + self._random.random() * 1e-6
 
     def prepare(self, body: dict[str, Any], key: str) -> Any:
         return key
@@ -68,7 +75,7 @@ class SimSender:
     async def send(self, prepared: Any, attempt: int) -> str:
         result = self.result
         result.sent_at.append(trio.current_time())
-        await trio.sleep(self.latency / 2)
+        await trio.sleep(self._half_trip())
         decision = self.limiter.admit(trio.current_time())
         if decision.allowed:
             try:
@@ -76,7 +83,7 @@ class SimSender:
             finally:
                 self.limiter.release(trio.current_time())
             result.applied[prepared] = result.applied.get(prepared, 0) + 1
-        await trio.sleep(self.latency / 2)
+        await trio.sleep(self._half_trip())
         if not decision.allowed:
             result.rate_limited += 1
             raise error_from_response(
@@ -108,7 +115,7 @@ def simulate(
         client = AsyncVentryx(
             api_key="vx_sim", base_url="http://sim.invalid/v1", retry_policy=policy
         )
-        sender = SimSender(limit, latency, result)
+        sender = SimSender(limit, latency, result, seed)
         engine = Engine(
             client._pipeline,
             gate,

@@ -332,7 +332,7 @@ class RateGate:
             self._cycle_ok += 1
             self._unmeasured = None
         elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
-            self._remeasure(now)
+            self._remeasure(now, now - ticket.issued_at)
         self._cycle_top = max(self._cycle_top, ticket.in_flight)
         self._answers += 1
         weight = max(1.0 / self._answers, 0.05)
@@ -385,12 +385,12 @@ class RateGate:
         )
         return 0.0
 
-    def _remeasure(self, now: float) -> None:
+    def _remeasure(self, now: float, trip: float) -> None:
         """An episode came before any admission was measured (all of a round trip's answers
         arrive at once): the requests still in flight then finish the measurement."""
         assert self._unmeasured is not None
         start, ok0 = self._unmeasured
-        span = max(now - start, self._latency)
+        span = max(now - start, trip)
         if span <= 0:
             return
         capacity = (self._ok - ok0) / span
@@ -437,6 +437,7 @@ class RateGate:
             self._streak += 1
             self._probing = 0
             self._spent = True
+            self._trial = None  # still spent after a pause: a limit, not sporadic 429s
             if trusted is not None:
                 pause = trusted
             elif headers is not None and headers.reset is not None and headers.remaining == 0:
@@ -458,17 +459,23 @@ class RateGate:
         # paced and refused only now, measure it directly. Not after a limit that stayed
         # spent past the first short pause (a window): the client's pace then says nothing.
         recent = [t for t in self._recent if t >= self._cycle_at]
-        if not self._spent and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
+        paced = before is not None and not self._spent
+        if paced and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
             capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
         self._spent = False
-        if before is None:
+        if before is None and admitted == 0:
+            # Refused before anything was measured: one request per round trip to start
+            # with; the answers still in flight measure the rest (``_remeasure``).
+            rate = 1.0 / span
+        elif before is None:
             offered = answers / span if span > 0 else capacity
             rate = min(BETA * capacity, TRIAL_CUT * offered) if offered > 0 else MIN_RATE
         else:
             rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
         rate = max(rate, MIN_RATE)
         self._trial = (before, share) if answers >= TRIAL_ANSWERS or before is None else None
-        self._unmeasured = (self._cycle_at, self._cycle_ok0) if admitted == 0 else None
+        cold = before is None and admitted == 0
+        self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
         self.epoch += 1
         self.episodes += 1
         self._streak = 1
