@@ -325,11 +325,11 @@ class RateGate:
         if self._born is None:
             self._born = self._cycle_at = now
         self._ok += 1
-        self._recent.append(now)
         self._streak = 0
         self._probing = 0
         if ticket.epoch == self.epoch:
             self._cycle_ok += 1
+            self._recent.append(now)
             self._unmeasured = None
         elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
             self._remeasure(now, now - ticket.issued_at)
@@ -466,7 +466,7 @@ class RateGate:
         if before is None and admitted == 0:
             # Refused before anything was measured: one request per round trip to start
             # with; the answers still in flight measure the rest (``_remeasure``).
-            rate = 1.0 / span
+            rate = 1.0 / span if span > 0 else MIN_RATE
         elif before is None:
             offered = answers / span if span > 0 else capacity
             rate = min(BETA * capacity, TRIAL_CUT * offered) if offered > 0 else MIN_RATE
