@@ -39,26 +39,29 @@ async def test_unpaced_until_the_first_429() -> None:
     assert clock.now == 100.0
 
 
-async def test_a_429_pauses_everyone_until_retry_after_then_paces() -> None:
+async def test_a_429_pauses_everyone_and_a_second_in_a_row_waits_retry_after() -> None:
     gate, clock = make()
-    tickets = []
     for _ in range(200):  # the server took 200 in one second
         ticket = gate.admit_now()
         assert ticket is not None
-        tickets.append(ticket)
         clock.now += 0.005
         gate.on_answer(ticket)
     ticket = gate.admit_now()
     assert ticket is not None
     assert gate.on_rate_limited(ticket, 0.5, max_pause=60) == 0.0
-    assert gate.admit_now() is None
+    assert gate.admit_now() is None  # everyone waits
     rate = gate.rate
     assert rate is not None
     assert 100 < rate < 200
     start = clock.now
-    first = await gate.admit()
-    assert first is not None
-    assert clock.now == pytest.approx(start + 0.5)  # nobody before Retry-After
+    probe = await gate.admit()
+    assert probe is not None
+    assert clock.now == pytest.approx(start + 1 / rate)  # one interval at the new rate
+    assert gate.admit_now() is None  # one request tells whether the limit is still spent
+    gate.on_rate_limited(probe, 0.5, max_pause=60)
+    start = clock.now
+    assert await gate.admit() is not None
+    assert clock.now == pytest.approx(start + 0.5)  # refused again: the Retry-After in full
 
 
 async def test_retry_after_beyond_the_cap_does_not_pause_the_client() -> None:
@@ -89,14 +92,21 @@ async def test_429_forever_with_retry_after_zero_is_not_flooded() -> None:
     assert gate.in_flight == 0
 
 
-async def test_budget_ends_a_wait() -> None:
+async def test_budget_ends_a_wait_but_pacing_does_not_count() -> None:
     gate, clock = make()
     ticket = gate.admit_now()
     assert ticket is not None
     gate.on_rate_limited(ticket, 30.0, max_pause=60.0)
+    probe = await gate.admit()
+    assert probe is not None
+    gate.on_rate_limited(probe, 30.0, max_pause=60.0)  # refused again: a 30 s pause
     before = clock.now
     assert await gate.admit(budget=1.0) is None
-    assert clock.now - before <= 1.0
+    assert clock.now - before == pytest.approx(1.0)
+    clock.now += 30.0
+    paced = await gate.admit(budget=0.0)  # paused no more: the wait is pacing
+    assert paced is not None
+    assert paced.waited == 0.0
 
 
 async def test_remaining_above_zero_is_not_a_limit() -> None:
