@@ -159,6 +159,18 @@ async def test_confirming_an_unchanged_slot_takes_nothing(gates: Any) -> None:
     assert after.slots[0][1] - slot == pytest.approx(1 / (ticket.rate or 1), rel=1e-3)
 
 
+async def test_a_shared_pause_counts_against_the_budget_pacing_does_not(gates: Any) -> None:
+    a, b = gates(), gates()
+    await long_pause(a, 5.0)
+    with anyio.fail_after(2):  # refused at once, without waiting the pause out
+        assert await b.admit(budget=1.0) is None
+    c = gates(key=a.key + ":short")
+    await long_pause(c, 0.4)
+    ticket = await gates(key=c.key).admit(budget=5.0)
+    assert ticket is not None
+    assert 0.1 < ticket.waited <= 0.4  # the pause's share of its wait
+
+
 async def test_one_answer_cannot_pause_everyone_past_max_pause(gates: Any) -> None:
     a = gates(max_pause=0.5)
     ticket = await a.admit()

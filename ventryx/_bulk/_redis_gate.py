@@ -205,7 +205,7 @@ _SHA = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 class _Reply:
     """One script answer: the shared state, and each slot as (local deadline, Redis time)."""
 
-    __slots__ = ("epoch", "pause", "rate", "slots", "streak")
+    __slots__ = ("epoch", "pause", "pause_end", "rate", "slots", "streak")
 
     def __init__(self, raw: Any, midpoint: float) -> None:
         self.epoch = int(raw[0])
@@ -216,9 +216,18 @@ class _Reply:
         self.slots = [
             (midpoint + float(raw[i]), float(raw[i + 1])) for i in range(4, len(raw) - 1, 2)
         ]
+        self.pause_end = midpoint + self.pause
+
+    def slot(self, i: int) -> _Slot:
+        deadline, at = self.slots[i]
+        return (deadline, at, self.epoch, self.pause_end)
 
 
 _SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local gate's: others)
+
+
+# A slot as a waiter sees it: (local deadline, Redis time, epoch, local time the pause ends).
+_Slot = tuple[float, float, int, float]
 
 
 class _Ticket:
@@ -229,7 +238,7 @@ class _Ticket:
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.served = False  # False when woken unserved (the call's owner was cancelled)
-        self.result: tuple[float, float, int] | None = None
+        self.result: _Slot | None = None
 
 
 def _positive(value: object, param: str) -> float:
@@ -341,25 +350,34 @@ class RedisRateGate:
         return self.local.admit_now() if self._use_local() else None
 
     async def admit(self, budget: float = math.inf) -> Ticket | None:
-        """Wait for a slot of the shared pacing; ``None`` if it is not within ``budget``."""
-        limit = time.monotonic() + budget
+        """Wait for a slot of the shared pacing; ``None`` when the part of the wait inside a
+        pause after 429s (not pacing) would exceed ``budget`` (the ticket's ``waited``)."""
+        waited = 0.0
         got = await self._take()
         while True:
             if got is None:  # Redis unreachable: this client's own gate
-                return await self.local.admit(max(limit - time.monotonic(), 0.0))
-            deadline, slot, epoch = got
-            if deadline > limit:
+                ticket = await self.local.admit(max(budget - waited, 0.0))
+                if ticket is not None:
+                    ticket.waited += waited
+                return ticket
+            deadline, slot, epoch, pause_end = got
+            now = time.monotonic()
+            paused = max(min(deadline, pause_end) - now, 0.0)
+            if waited + paused > budget:
                 return None  # the slot goes unused: one interval of the shared rate
-            wait = deadline - time.monotonic()
+            wait = deadline - now
             if wait > 0:
                 await anyio.sleep(wait)
+            waited += paused
             if wait < _CONFIRM_AFTER:
-                return Ticket(epoch, time.monotonic(), 0, _SHARED)
+                ticket = Ticket(epoch, time.monotonic(), 0, _SHARED)
+                ticket.waited = waited
+                return ticket
             # A long wait: an episode may have begun elsewhere meanwhile; if so, a new slot.
             reply = await self._call_async(1, slot, epoch)
-            got = None if reply is None else (*reply.slots[0], reply.epoch)
+            got = None if reply is None else reply.slot(0)
 
-    async def _take(self) -> tuple[float, float, int] | None:
+    async def _take(self) -> _Slot | None:
         """One slot; the workers of this thread that ask meanwhile share one Redis call."""
         local = self._batching
         queue: list[_Ticket] | None = getattr(local, "queue", None)
@@ -372,13 +390,13 @@ class RedisRateGate:
         batch: list[_Ticket] = []
         try:
             reply = await self._call_async(1)
-            mine = None if reply is None else (*reply.slots[0], reply.epoch)
+            mine = None if reply is None else reply.slot(0)
             while queue:
                 batch = queue[:]
                 del queue[:]
                 reply = await self._call_async(len(batch))
                 for i, ticket in enumerate(batch):
-                    ticket.result = None if reply is None else (*reply.slots[i], reply.epoch)
+                    ticket.result = None if reply is None else reply.slot(i)
                     ticket.served = True
                     ticket.done.set()
                 batch = []
