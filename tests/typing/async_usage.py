@@ -60,3 +60,10 @@ def a_misspelt_name_is_an_error() -> None:
     # The lazy names must not come from a module __getattr__ that type checkers see: it would
     # make any name `Any`. Were this no longer an error, mypy --strict would flag the unused ignore.
     _ = ventryx.Workflw  # type: ignore[attr-defined]
+
+
+async def shared_limit() -> float | None:
+    gate = ventryx.RedisRateGate("redis://127.0.0.1:6379/0", key="ventryx:acct_42")
+    async with AsyncVentryx("vx_test_key", rate_gate=gate) as client:
+        await client.events.emit(type="t", data={})
+        return gate.rate

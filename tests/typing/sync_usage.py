@@ -63,3 +63,9 @@ def lifecycle() -> str:
 def a_misspelt_name_is_an_error() -> None:
     # As in async_usage.py: ventryx_sync's lazy names must not make every name `Any`.
     _ = ventryx_sync.Evnt  # type: ignore[attr-defined]
+
+
+def shared_limit() -> str:
+    gate = ventryx_sync.RedisRateGate("redis://127.0.0.1:6379/0", key="ventryx:acct_42", ttl=60.0)
+    with Ventryx("vx_test_key", rate_gate=gate) as client:
+        return f"{client!r} {gate.key} {gate.rate}"
