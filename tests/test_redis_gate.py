@@ -20,15 +20,22 @@ from typing import Any
 import anyio
 import pytest
 from _redis_server import RedisServer
-from conftest import FAST_RETRY
 
 import ventryx
 import ventryx_sync
-from ventryx import AsyncVentryx, ConfigurationError, InvalidInputError, RedisRateGate
+from ventryx import (
+    AsyncVentryx,
+    ConfigurationError,
+    InvalidInputError,
+    RedisRateGate,
+    RetryPolicy,
+)
 from ventryx._bulk._redis_gate import _SHARED
 from ventryx.testing import LocalServer, RateLimit, ServerConfig
 
 pytestmark = pytest.mark.anyio
+
+FAST_RETRY = RetryPolicy(initial_delay=0.01, max_delay=0.05, max_retry_after=5.0)
 
 
 @pytest.fixture(scope="module")
