@@ -40,6 +40,7 @@ async def run_emit_many(
     progress_interval: float,
     cancel_grace: float,
     summary: BulkSummary | None,
+    stop_after_connection_failures: int | None = None,
 ) -> BulkSummary:
     """Check the arguments, pick the transport, run the engine, settle, raise or return."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -56,6 +57,11 @@ async def run_emit_many(
     wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
+    breaker = stop_after_connection_failures
+    if breaker is not None and (
+        isinstance(breaker, bool) or not isinstance(breaker, int) or breaker < 1
+    ):
+        raise InvalidInputError("stop_after_connection_failures", "must be None or an integer >= 1")
 
     def make(through: Pipeline, sender: Sender | None = None) -> Engine:
         return Engine(
@@ -70,6 +76,7 @@ async def run_emit_many(
             on_progress=on_progress,
             progress_interval=interval,
             sender=sender,
+            stop_after_connection_failures=breaker,
         )
 
     if transport == "default":
