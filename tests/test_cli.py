@@ -245,6 +245,10 @@ def test_serve_subcommand_serves() -> None:
             line = proc.stdout.readline()
             assert line.startswith("Ventryx local server ready at http://127.0.0.1:")
             base_url = line.rsplit(" ", 1)[1].strip()
+            export = proc.stdout.readline()
+            assert export == (
+                f"export VENTRYX_API_KEY=vx_test_local_key VENTRYX_BASE_URL={base_url}\n"
+            )
             args = ["--base-url", base_url, "--api-key", "vx_test_local_key", "workflows", "list"]
             assert main(args) == 0
         finally:
@@ -258,3 +262,89 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("ventryx ")
     assert main(["events", "emit-file", "--help"]) == 0
     assert "--key-field" in capsys.readouterr().out
+
+
+def test_events_list_and_show(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(3):
+        kind = "user.registered" if n < 2 else "order.paid"
+        assert main(cli(server, "events", "emit", kind, "--data", json.dumps({"n": n}))) == 0
+    capsys.readouterr()
+    assert main(cli(server, "events", "list", "--per-page", "2")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3
+    assert "page 1 of 2, 3 in all  (--all for every page)" in out[-1]
+    assert main(cli(server, "events", "list", "--type", "order.paid", "--json")) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert [e["data"] for e in page["data"]] == [{"n": 2}]
+    event_id = page["data"][0]["id"]
+    assert main(cli(server, "events", "list", "--all", "--per-page", "1")) == 0
+    assert capsys.readouterr().out.endswith("3 events\n")
+    assert main(cli(server, "events", "show", event_id)) == 0
+    assert capsys.readouterr().out.startswith(f"{event_id}  order.paid  ")
+    assert main(cli(server, "events", "show", event_id, "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == event_id
+    assert main(cli(server, "events", "show", "evt_missing")) == 1
+    assert "NotFoundError (HTTP 404" in capsys.readouterr().err
+
+
+def test_workflows_update_and_delete(
+    server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "workflow.json"
+    spec.write_text(json.dumps(ONBOARDING), encoding="utf-8")
+    assert main(cli(server, "workflows", "create", str(spec), "--json")) == 0
+    wf_id = json.loads(capsys.readouterr().out)["id"]
+    change = tmp_path / "rename.json"
+    change.write_text(json.dumps({"name": "Renamed"}), encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 0
+    assert capsys.readouterr().out == f"Updated workflow {wf_id} (name)\n"
+    assert main(cli(server, "workflows", "show", wf_id, "--json")) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "Renamed"
+    assert shown["steps"] == ONBOARDING["steps"]  # untouched
+    change.write_text(json.dumps({"colour": "red"}), encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 2
+    assert "unknown field(s) colour" in capsys.readouterr().err
+    change.write_text("{}", encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 2
+    assert "nothing to change" in capsys.readouterr().err
+    assert main(cli(server, "workflows", "delete", wf_id)) == 0
+    assert capsys.readouterr().out == f"Deleted workflow {wf_id}\n"
+    assert main(cli(server, "workflows", "delete", wf_id, "--json")) == 1
+    assert main(cli(server, "workflows", "list")) == 0
+    assert capsys.readouterr().out.endswith("0 in all\n")
+
+
+def test_json_makes_errors_json(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(cli(server, "workflows", "show", "wf_missing", "--json")) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    error = json.loads(err)["error"]
+    assert error["type"] == "NotFoundError"
+    assert error["status_code"] == 404
+    assert error["code"] == "not_found"
+    assert error["request_id"].startswith("req_")
+    assert main(cli(server, "events", "emit", "x", "--data", "[1]", "--json")) == 2
+    assert json.loads(capsys.readouterr().err)["error"]["message"].startswith("--data must")
+    args = ["--base-url", server.base_url, "--api-key", WRONG_KEY, "--json", "workflows", "list"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert json.loads(err)["error"]["status_code"] == 401
+    assert WRONG_KEY not in err
+
+
+def test_page_past_the_end_says_so(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(cli(server, "events", "emit", "x")) == 0
+    capsys.readouterr()
+    assert main(cli(server, "workflows", "list", "--page", "99")) == 0
+    assert (
+        capsys.readouterr().out == "page 99 is past the end: 0 workflows in all, on 1 page of 20\n"
+    )
+    assert main(cli(server, "events", "list", "--page", "99", "--per-page", "5")) == 0
+    assert capsys.readouterr().out == "page 99 is past the end: 1 event in all, on 1 page of 5\n"
+
+
+def test_cli_knows_the_local_key_without_importing_the_server() -> None:
+    from ventryx._cli import _commands
+
+    assert _commands.DEFAULT_TEST_KEY == DEFAULT_TEST_KEY

@@ -434,12 +434,13 @@ def report(
     )
     if not_delivered:
         parts = [
-            f"{summary.rejected:,} rejected",
-            f"{summary.failed:,} out of retries",
-            f"{summary.not_sent + run.unread:,} not sent",
-            f"{summary.indeterminate:,} sent without an answer",
+            (summary.rejected, "rejected"),
+            (summary.failed, "out of retries"),
+            (summary.not_sent + run.unread, "not sent"),
+            (summary.indeterminate, "sent without an answer (may have been applied)"),
         ]
-        sys.stdout.write(f"Not delivered: {', '.join(parts)}\n")
+        shown = ", ".join(f"{count:,} {what}" for count, what in parts if count)
+        sys.stdout.write(f"Not delivered: {shown}\n")
     if run.ignored_lines:
         sys.stdout.write(f"{run.ignored_lines:,} lines had other fields than type, data, key: ")
         sys.stdout.write("ignored\n")
