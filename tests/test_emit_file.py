@@ -169,9 +169,9 @@ def test_unreachable_api_stops_early_with_every_line_recorded(
     started = time.monotonic()
     code = main([*cli(dead_url(), str(source), "--failures", str(failures)), "--progress", "none"])
     assert code == 1
-    assert time.monotonic() - started < 30  # not hours: stopped after 20 failures in a row
+    assert time.monotonic() - started < 30  # not hours: stopped after 50 failures in a row
     out, err = capsys.readouterr()
-    assert "stopped after 20 connection failures in a row" in err
+    assert "stopped after 50 connection failures in a row" in err
     assert f"Stopped: delivered 0 of {n:,} lines" in out
     lines = failures.read_text(encoding="utf-8").splitlines()
     assert len(lines) == n
@@ -240,3 +240,23 @@ def test_transport_choice(tmp_path: Path) -> None:
             assert main(args) == 0
         assert applied(server) == list(range(50))  # the second run was replayed
     assert main([*cli(server, str(source)), "--transport", "curl"]) == 2
+
+
+def test_an_incomplete_failures_file_never_replaces_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ventryx._cli import _emit_file
+
+    source = write_rows(tmp_path / "rows.jsonl", 10)
+    failures = tmp_path / "rows.failures"
+    failures.write_text("previous\n", encoding="utf-8")
+
+    def interrupted(self: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_emit_file.FileRun, "finish", interrupted)
+    with LocalServer() as server:
+        assert main(cli(server, str(source), "--failures", str(failures))) == 130
+    assert f"{failures} was not written" in capsys.readouterr().err
+    assert failures.read_text(encoding="utf-8") == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.failures", "rows.jsonl"]

@@ -154,9 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     emit_file.add_argument(
         "--stop-after-connection-failures",
         type=int,
-        default=20,
+        default=50,
         metavar="N",
-        help="stop after N attempts in a row got no answer (default: 20; 0: never)",
+        help="stop after N attempts in a row got no answer (default: 50; 0: never)",
     )
     _progress_option(emit_file)
     emit_file.set_defaults(runner=_emit_file.events_emit_file)

@@ -293,6 +293,7 @@ def events_emit_file(args: argparse.Namespace) -> int:
         raise
     stopped: APIError | None = None
     summary = BulkSummary()
+    recorded = False  # every line not delivered is in the failures file
     try:
         with source.open(encoding="utf-8", errors="replace", newline="") as handle:
             run = FileRun(
@@ -306,12 +307,15 @@ def events_emit_file(args: argparse.Namespace) -> int:
                 stopped = anyio.run(send, args, run, summary, total)
             finally:
                 run.finish()  # also after a crash: every line not delivered is recorded
-    except BaseException:
-        failures.commit()
-        reasons.commit()
-        raise
-    failures.commit()
-    reasons.commit()
+                recorded = True
+    finally:
+        if recorded:
+            failures.commit()
+            reasons.commit()
+        else:  # an incomplete failures file would lose lines: keep the previous one
+            failures.discard()
+            reasons.discard()
+            sys.stderr.write(f"ventryx: {target} was not written (stopped while writing it)\n")
     report(args, summary, run, target, stopped)
     if run.interrupted:
         return EXIT_INTERRUPTED
