@@ -39,7 +39,7 @@ def _client_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--json",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
-        help="print results as JSON",
+        help="print results as JSON, and errors as a JSON object on stderr",
     )
 
 
