@@ -157,6 +157,8 @@ def test_unwritable_failures_path_is_a_clear_error(
         err = capsys.readouterr().err
         assert err.startswith(f"ventryx: error: cannot write {missing_dir}: ")
         assert "Traceback" not in err
+        assert main(cli(server, str(source), "--failures", str(tmp_path))) == 2
+        assert "is a directory; name a file" in capsys.readouterr().err
         assert server.ledger.events == []  # refused before sending anything
 
 

@@ -260,6 +260,8 @@ def check_args(args: argparse.Namespace, source: Path, target: Path) -> None:
     for path, what in ((target, "--failures"), (reasons, "the reasons file")):
         if _same_file(source, path):
             raise UsageError(f"{what} ({path}) is the input file; name another file")
+        if path.is_dir():
+            raise UsageError(f"{what} ({path}) is a directory; name a file")
 
 
 def reasons_path(target: Path) -> Path:
