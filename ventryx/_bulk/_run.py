@@ -55,11 +55,11 @@ async def run_emit_many(
         )
     retries = pipeline.options.max_retries if max_retries is None else max_retries
     retries = check_max_retries(retries)
-    given: object = events
-    if isinstance(given, (Mapping, NewEvent)):
+    if isinstance(events, (Mapping, NewEvent)):
+        kind = "a dict" if isinstance(events, Mapping) else "a NewEvent"
         raise InvalidInputError(
             "events",
-            f"got one event ({type(given).__name__}), not a collection of them: "
+            f"got one event ({kind}), not a collection of them: "
             "pass a list, e.g. emit_many([event])",
         )
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
