@@ -182,7 +182,9 @@ class HostileServer:
 # -- building answers -------------------------------------------------------------------------
 
 
-def head(status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), *, reason: str = "X") -> bytes:
+def head(
+    status: int, headers: Mapping[str, str] | Iterable[tuple[str, str]] = (), *, reason: str = "X"
+) -> bytes:
     items = headers.items() if isinstance(headers, Mapping) else headers
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in items]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -237,10 +239,12 @@ def trickle_body(interval: float, *, chunked: bool = False) -> Script:
         if conn.request() is None:
             return
         if chunked:
-            conn.send(head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}))
+            conn.send(
+                head(200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+            )
             conn.trickle(_forever(b"1\r\n \r\n", whole=True), interval)
         else:
-            conn.send(head(200, {"Content-Type": "application/json", "Content-Length": str(10**9)}))
+            conn.send(head(200, {"Content-Type": "application/json", "Content-Length": str(10**6)}))
             conn.trickle(_forever(b" "), interval)
 
     return script
@@ -304,7 +308,9 @@ def lying_length(declared: int, body: bytes) -> Script:
     def script(conn: Conn) -> None:
         if conn.request() is None:
             return
-        conn.send(head(200, {"Content-Type": "application/json", "Content-Length": str(declared)}) + body)
+        conn.send(
+            head(200, {"Content-Type": "application/json", "Content-Length": str(declared)}) + body
+        )
         # Keep the connection open a moment, as a peer that lies would.
         conn.server.stopping.wait(0.2)
 
@@ -338,7 +344,9 @@ def pages(make: Callable[[Request], Any]) -> Script:
 
     def respond(request: Request) -> bytes:
         body = json_body(make(request))
-        return head(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}) + body
+        return (
+            head(200, {"Content-Type": "application/json", "Content-Length": str(len(body))}) + body
+        )
 
     return each_request(respond)
 

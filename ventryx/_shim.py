@@ -12,8 +12,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import AsyncIterable, Callable
+from typing import Protocol, cast
 
 import httpx
 
@@ -124,9 +124,7 @@ class AsyncShim:
                     body = BodyCollector(response, max_bytes)
                     if response.is_stream_consumed:  # a transport that returned it read
                         return body.whole(response.content)
-                    async for chunk in response.aiter_raw():
-                        body.feed(chunk)
-                    content = body.finish()
+                    content = await _read(response, body)
                 finally:
                     await response.aclose()
         except TimeoutError:
@@ -146,6 +144,27 @@ class AsyncShim:
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
+
+
+async def _read(response: httpx.Response, body: BodyCollector) -> bytes:
+    """The raw body through ``body``; on any failure the stream's generators are run out.
+
+    httpx reads through a chain of async generators. Left suspended mid-way (too large, bad
+    gzip), they are garbage-collected unfinished, which trio reports as a ResourceWarning; so
+    the connection is closed first, and the chain then ends at once with an error.
+    """
+    stream = cast("AsyncIterable[bytes]", response.stream)
+    chunks = stream.__aiter__()
+    try:
+        async for chunk in chunks:
+            body.feed(chunk)
+    except Exception:
+        await response.aclose()
+        with contextlib.suppress(Exception):
+            async for _ in chunks:
+                pass
+        raise
+    return body.finish()
 
 
 def _current_loop() -> object:
