@@ -10,6 +10,7 @@ the common cases; every one stops when the client hangs up or the server closes.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -159,11 +160,8 @@ class HostileServer:
 
     def _run(self, sock: socket.socket, script: Script) -> None:
         sock.settimeout(0.05)
-        with sock:
-            try:
-                script(Conn(sock, self))
-            except OSError:
-                pass
+        with sock, contextlib.suppress(OSError):
+            script(Conn(sock, self))
 
     def close(self) -> None:
         self.stopping.set()

@@ -23,8 +23,8 @@ import anyio
 import pytest
 from _sync_adapter import ClientAdapter
 from hostile import (
-    MiB,
     HostileServer,
+    MiB,
     answer,
     constant,
     echo_key,
@@ -233,7 +233,8 @@ async def test_absurd_retry_after_goes_to_the_caller(
     server = hostile(rate_limited(retry_after))
     client = connect(server, max_retries=3)
     exc = await _fails(client.workflows.retrieve("wf_1"), ventryx.RateLimitError)
-    assert exc.retry_after is not None and exc.retry_after > 1e9
+    assert exc.retry_after is not None
+    assert exc.retry_after > 1e9
     assert len(server.requests) == 1
 
 
@@ -242,7 +243,8 @@ async def test_a_key_echoed_by_the_server_is_redacted(hostile: Any, connect: Any
     client = connect(server)
     exc = await _fails(client.workflows.retrieve("wf_1"), ventryx.AuthenticationError)
     assert "[redacted]" in exc.message
-    assert KEY not in repr(exc.body) and KEY not in exc.message
+    assert KEY not in repr(exc.body)
+    assert KEY not in exc.message
     assert KEY.encode() not in pickle.dumps(exc)
 
 
@@ -256,7 +258,10 @@ async def test_control_characters_from_the_server_are_escaped(
     exc = await _fails(client.workflows.retrieve("wf_1"), ventryx.InternalServerError)
     assert exc.code == "bad\n[ERROR] forged\x1b[31m"  # the attribute is verbatim
     for text in [str(exc), *(r.getMessage() for r in caplog.records)]:
-        assert "\n" not in text and "\x1b" not in text and "\r" not in text and "\u202e" not in text
+        assert "\n" not in text
+        assert "\x1b" not in text
+        assert "\r" not in text
+        assert "\u202e" not in text
     assert "\\n[ERROR] forged\\x1b" in str(exc)
 
 
@@ -266,7 +271,8 @@ async def test_a_404_outside_v1_names_the_url(hostile: Any, connect: Any) -> Non
     client = connect(base_url=f"http://127.0.0.1:{server.port}")
     exc = await _fails(client.workflows.retrieve("wf_1"), ventryx.NotFoundError)
     assert f"http://127.0.0.1:{server.port}/workflows/wf_1" in str(exc)
-    assert "/v1" in str(exc) and "base_url" in str(exc)
+    assert "/v1" in str(exc)
+    assert "base_url" in str(exc)
     ok = connect(server)  # under /v1: no hint
     exc = await _fails(ok.workflows.retrieve("wf_1"), ventryx.NotFoundError)
     assert "base_url" not in str(exc)
@@ -337,7 +343,7 @@ def _strings_in_locals(exc: BaseException) -> Iterator[str]:
 def _shown(value: object) -> str:
     try:
         return f"{value!r} {value!s}"
-    except Exception:  # noqa: BLE001 - a repr that fails shows nothing
+    except Exception:
         return ""
 
 
@@ -369,8 +375,9 @@ async def test_no_frame_shows_the_key(
         assert KEY not in text
     data = pickle.dumps(exc)
     assert KEY.encode() not in data
-    back = pickle.loads(data)
-    assert type(back) is type(exc) and str(back) == str(exc)
+    back = pickle.loads(data)  # noqa: S301 - our own bytes, just made
+    assert type(back) is type(exc)
+    assert str(back) == str(exc)
     assert back.request.headers["authorization"] == "[redacted]"
 
 
@@ -396,8 +403,9 @@ def test_every_error_class_pickles_without_the_key() -> None:
     for exc in errors:
         data = pickle.dumps(exc)
         assert KEY.encode() not in data, type(exc).__name__
-        back = pickle.loads(data)
-        assert type(back) is type(exc) and str(back) == str(exc)
+        back = pickle.loads(data)  # noqa: S301 - our own bytes, just made
+        assert type(back) is type(exc)
+        assert str(back) == str(exc)
         assert back.__dict__.keys() == exc.__dict__.keys()
 
 
@@ -436,7 +444,8 @@ async def test_emit_many_bad_gzip_gives_every_event_an_outcome(
         summary = await client.events.emit_many(
             [{"type": "t"} for _ in range(20)], concurrency=4, transport=transport
         )
-    assert summary.pulled == 20 and summary.failed == 20
+    assert summary.pulled == 20
+    assert summary.failed == 20
     assert all(isinstance(p.error, ventryx.APIConnectionError) for p in summary.problems)
 
 
@@ -448,7 +457,8 @@ async def test_emit_many_keeps_problems_small(hostile: Any, connect: Any) -> Non
         summary = await client.events.emit_many(
             [{"type": "t", "data": {"pad": "y" * 50_000}} for _ in range(40)], concurrency=8
         )
-    assert summary.rejected == 40 and len(summary.problems) == 40
+    assert summary.rejected == 40
+    assert len(summary.problems) == 40
     for problem in summary.problems:
         error = problem.error
         assert isinstance(error, ventryx.BadRequestError)

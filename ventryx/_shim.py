@@ -139,6 +139,8 @@ class AsyncShim:
 
     async def aclose(self) -> None:
         if self.owned:
+            if self._loop is not None and self._loop is not _current_loop():
+                await self._check_loop()  # closing on another loop: the old pool is dropped
             await self.client.aclose()
 
     @property
@@ -187,18 +189,36 @@ def _current_loop() -> object:
 
 
 def _abandon(client: httpx.AsyncClient) -> None:
-    """Drop a pool whose loop is gone: close its sockets without that loop, if it can be done."""
+    """Drop a pool whose loop is gone, closing its sockets without that loop.
+
+    Its ``aclose()`` would need the old loop. Each pooled socket is closed directly instead:
+    on asyncio the transport is detached from its socket first (it would otherwise warn, and
+    close the socket number again, when collected); on trio the socket object is closed.
+    """
     pool: object = getattr(getattr(client, "_transport", None), "_pool", None)
     connections: list[object] = list(getattr(pool, "_connections", []) or [])
     for connection in connections:
-        stream: object = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        info: Callable[[str], object] | None = getattr(stream, "get_extra_info", None)
-        sock = info("socket") if info is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.close()
+        with contextlib.suppress(Exception):
+            _close_socket_of(connection)
     _INHERITED_ASYNC_CLIENTS.append(client)
     del _INHERITED_ASYNC_CLIENTS[:-8]
+
+
+def _close_socket_of(connection: object) -> None:
+    stream: object = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+    inner: object = getattr(stream, "_stream", None)
+    while hasattr(inner, "transport_stream"):  # TLS over the socket stream
+        inner = getattr(inner, "transport_stream", None)
+    transport: object = getattr(inner, "_transport", None)
+    sock: object = getattr(transport, "_sock", None)
+    if transport is not None and isinstance(sock, socket.socket):
+        setattr(transport, "_sock", None)  # noqa: B010 - asyncio's transport, loop closed
+        sock.close()
+        return
+    info: Callable[[str], object] | None = getattr(stream, "get_extra_info", None)
+    raw = info("socket") if info is not None else None
+    if isinstance(raw, socket.socket):
+        raw.close()
 
 
 _INHERITED_ASYNC_CLIENTS: list[httpx.AsyncClient] = []
