@@ -545,3 +545,33 @@ def figures() -> None:  # pragma: no cover - run by hand, prints RELIABILITY.md 
 if __name__ == "__main__":  # pragma: no cover
     sys.path.insert(0, "tests")
     figures()
+
+
+async def test_no_frame_shows_the_key_when_building_fails(connect: Any) -> None:
+    client = connect(base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(ventryx.InvalidInputError) as info:
+        await client.events.emit(type="t", data={"a": {1: "x"}})
+    rendered = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert "'[redacted]'" in rendered  # the merged headers were a local: shown redacted
+    assert KEY not in rendered
+    for text in _strings_in_locals(info.value):
+        assert KEY not in text
+
+
+def test_the_cli_line_escapes_server_text() -> None:
+    import httpx
+
+    from ventryx._cli._output import describe_error
+
+    request = httpx.Request("GET", "https://api.ventryx.io/v1/x")
+    response = httpx.Response(503, request=request, headers={"x-request-id": "r1"})
+    exc = ventryx.InternalServerError(
+        response=response, code="c\n\x1b[2J\u202e", message="m\r\nforged", body={}
+    )
+    line = describe_error(exc)
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "\u202e" not in line
+    assert "\\x1b[2J" in line
