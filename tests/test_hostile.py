@@ -491,13 +491,11 @@ FIGURES = {
 _CHILD = """
 import resource, sys, time
 sys.path.insert(0, "tests")
-from hostile import *
+import hostile
 import ventryx, ventryx_sync
-kind, script, kwargs = sys.argv[1], eval(sys.argv[2]), eval(sys.argv[3])
-payload = None
-if "bomb" in sys.argv[2]:
-    payload = script  # built before the baseline: the bomb's own bytes are the server's
-with HostileServer(script) as server:
+# The script (a bomb included) is built before the baseline: its bytes are the server's.
+kind, script, kwargs = sys.argv[1], eval(sys.argv[2], vars(hostile)), eval(sys.argv[3])
+with hostile.HostileServer(script) as server:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kwargs.setdefault("max_retries", 0)
     started = time.monotonic()
