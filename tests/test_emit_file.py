@@ -159,6 +159,10 @@ def test_unwritable_failures_path_is_a_clear_error(
         assert "Traceback" not in err
         assert main(cli(server, str(source), "--failures", str(tmp_path))) == 2
         assert "is a directory; name a file" in capsys.readouterr().err
+        for bad in ("0", "5000"):
+            assert main([*cli(server, str(source)), "--concurrency", bad]) == 2
+            assert "--concurrency must be from 1 to 1024" in capsys.readouterr().err
+        assert not (tmp_path / "in.jsonl.failures").exists()  # nothing written
         assert server.ledger.events == []  # refused before sending anything
 
 

@@ -32,6 +32,7 @@ import anyio
 import attrs
 
 from ventryx._bulk import BulkSummary, BulkTransport, EventOutcome, NewEvent
+from ventryx._bulk._run import MAX_CONCURRENCY
 from ventryx._cli._commands import UsageError, make_client
 from ventryx._cli._output import describe_error, error_fields, print_error, print_json
 from ventryx._cli._progress import ProgressMode, make_progress
@@ -252,8 +253,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_args(args: argparse.Namespace, source: Path, target: Path) -> None:
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
+    if not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise UsageError(f"--concurrency must be from 1 to {MAX_CONCURRENCY}")
     if args.stop_after_connection_failures < 0:
         raise UsageError("--stop-after-connection-failures must be 0 (never) or more")
     reasons = reasons_path(target)

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from ventryx._converter import get_converter
 from ventryx._errors import APIStatusError
+from ventryx._logging import escape_control
 from ventryx.models import Event, Workflow
 
 __all__ = [
@@ -48,10 +49,10 @@ def describe_error(exc: BaseException) -> str:
             details.append(f"code {exc.code}")
         if exc.request_id:
             details.append(f"request id {exc.request_id}")
-        return f"{name} ({', '.join(details)}): {exc.message}"
+        return escape_control(f"{name} ({', '.join(details)}): {exc.message}")
     if isinstance(exc, UsageError):
-        return str(exc)
-    return f"{name}: {exc}"
+        return escape_control(str(exc))
+    return escape_control(f"{name}: {exc}")
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
