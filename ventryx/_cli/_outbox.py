@@ -19,6 +19,7 @@ import anyio
 from ventryx._cli._commands import UsageError, make_client
 from ventryx._cli._output import print_json
 from ventryx._cli._progress import PROGRESS_MODES, ProgressMode, make_progress
+from ventryx._errors import AuthenticationError, PermissionDeniedError
 
 __all__ = ["add_parser"]
 
@@ -171,6 +172,8 @@ async def _drain(args: argparse.Namespace) -> tuple[int, Any]:
                     step = 0.1 if remaining is None else max(0.0, min(0.1, remaining))
                     if await emitter.flush(timeout=step) or step == 0.0:
                         break
+                    if isinstance(emitter.last_error, (AuthenticationError, PermissionDeniedError)):
+                        raise emitter.last_error  # waiting would never end: the key is refused
                     show(final=False)
             show(final=True)
             stats = emitter.stats

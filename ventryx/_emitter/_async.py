@@ -349,13 +349,13 @@ class AsyncEmitter:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         await self.aclose()
         tg, self._tg = self._tg, None
-        if tg is None:
-            return None
-        result: bool | None = await tg.__aexit__(exc_type, exc, tb)
-        return result
+        if tg is not None:
+            # The body's own exception propagates as it is, not wrapped in a group: the
+            # delivery tasks are finished or cancelled by now.
+            await tg.__aexit__(None, None, None)
 
     # -- delivery --------------------------------------------------------------------------------
 

@@ -179,6 +179,17 @@ class Emitter:
                 await shim.aclose()
 
 
+def _after_fork_in_child() -> None:
+    # The parent's threads are gone in the child, and a lock one of them held stays held.
+    for emitter in list(_LIVE):
+        emitter._lock = threading.Lock()  # pyright: ignore[reportPrivateUsage]
+        emitter._check_fork()  # pyright: ignore[reportPrivateUsage]
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @atexit.register
 def _drain_at_exit() -> None:
     """Emitters never closed drain (each within its ``drain_timeout``) as the interpreter exits."""
