@@ -58,6 +58,8 @@ from ventryx.resources.events import event_body
 __all__ = ["AsyncEmitter", "EmitterClosedError", "EmitterStats"]
 
 POLL_INTERVAL = 0.25  # how often an idle emitter looks for rows other processes released
+_LEASE_BATCH = 64  # rows taken per lease (fewer write transactions)
+_CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints (in a worker thread)
 _CLOSE_GRACE = 0.5  # after the drain bound, how long requests on the wire get
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
@@ -392,7 +394,7 @@ class AsyncEmitter:
             await self._idle_wait(lambda: self._take(source))
 
     def _take(self, source: _Source) -> bool:
-        rows = self._store.lease(self._concurrency, self._lease_seconds)
+        rows = self._store.lease(max(_LEASE_BATCH, 2 * self._concurrency), self._lease_seconds)
         self._held += len(rows)
         source.buffer.extend(rows)
         return bool(rows)
@@ -486,10 +488,14 @@ class AsyncEmitter:
 
     async def _housekeep(self) -> None:
         renew_every = self._lease_seconds / 3
-        renewed = anyio.current_time()
+        renewed = checkpointed = anyio.current_time()
+        checkpoint = getattr(self._store, "checkpoint", None)
         while True:
             await anyio.sleep(0.05)
             self._store.commit()
+            if checkpoint is not None and anyio.current_time() - checkpointed >= _CHECKPOINT_EVERY:
+                await anyio.to_thread.run_sync(checkpoint)
+                checkpointed = anyio.current_time()
             if anyio.current_time() - renewed >= renew_every:
                 renewed = anyio.current_time()
                 source = self._source
