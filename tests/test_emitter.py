@@ -317,3 +317,26 @@ def test_sync_emitter_raises_bad_input_at_once(server: LocalServer) -> None:
         assert info.value.param == "data"
         with pytest.raises(InvalidInputError):
             client.events.emitter(on_full="never")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_aiohttp_transport_delivers_too(server: LocalServer, outbox: str | None) -> None:
+    async with (
+        client_for(server) as client,
+        client.events.emitter(outbox=outbox, transport="aiohttp") as emitter,
+    ):
+        keys = [emitter.enqueue(type="fast", data={"n": n}) for n in range(20)]
+        assert await emitter.flush(timeout=10)
+    assert sorted(applied_keys(server)) == sorted(keys)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_the_aiohttp_transport_on_trio_is_a_configuration_error(server: LocalServer) -> None:
+    from ventryx import ConfigurationError
+
+    async with client_for(server) as client:
+        emitter = client.events.emitter(transport="aiohttp")
+        with pytest.raises(ConfigurationError, match="asyncio"):
+            await emitter.__aenter__()
+        with pytest.raises(InvalidInputError):
+            client.events.emitter(transport="pigeon")  # type: ignore[arg-type]

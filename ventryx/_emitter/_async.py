@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
@@ -27,7 +27,7 @@ import attrs
 from ventryx._bulk._engine import Engine
 from ventryx._bulk._gate import gate_for
 from ventryx._bulk._input import idempotency_key_for
-from ventryx._bulk._results import BulkSummary, EventOutcome
+from ventryx._bulk._results import BulkSummary, BulkTransport, EventOutcome
 from ventryx._constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DRAIN_TIMEOUT,
@@ -55,11 +55,14 @@ from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline, new_idempotency_key
 from ventryx.resources.events import event_body
 
+if TYPE_CHECKING:
+    from ventryx._bulk._transport import AiohttpSender
+
 __all__ = ["AsyncEmitter", "EmitterClosedError", "EmitterStats"]
 
 POLL_INTERVAL = 0.25  # how often an idle emitter looks for rows other processes released
 _LEASE_BATCH = 64  # rows taken per lease (fewer write transactions)
-_CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints (in a worker thread)
+_CHECKPOINT_EVERY = 0.2  # seconds between WAL checkpoints (in a worker thread)
 _CLOSE_GRACE = 0.5  # after the drain bound, how long requests on the wire get
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
@@ -139,6 +142,7 @@ class AsyncEmitter:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_retries: int | None = None,
         max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        transport: BulkTransport = "default",
         on_result: Callable[[EventOutcome], object] | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -151,6 +155,7 @@ class AsyncEmitter:
             "concurrency": concurrency,
             "max_retries": max_retries,
             "max_rate_limit_wait": max_rate_limit_wait,
+            "transport": transport,
             "on_result": on_result,
             "drain_timeout": drain_timeout,
             "lease_seconds": lease_seconds,
@@ -165,6 +170,10 @@ class AsyncEmitter:
         self._max_rate_limit_wait = _number(
             max_rate_limit_wait, "max_rate_limit_wait", positive=False
         )
+        if transport not in ("default", "aiohttp"):
+            raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+        self._transport: BulkTransport = transport
+        self._fast: AiohttpSender | None = None
         if on_result is not None and not callable(on_result):
             raise InvalidInputError("on_result", "must be a callable or None")
         self._on_result = on_result
@@ -323,6 +332,8 @@ class AsyncEmitter:
                     self._wake_local()
                     await self._finished.wait()
                 self._tg.cancel_scope.cancel()
+            if self._fast is not None:
+                await self._fast.aclose()
             self._closed = True
             left = self._store.outstanding() + self._held
             if left and self.outbox is None:
@@ -334,6 +345,10 @@ class AsyncEmitter:
     async def __aenter__(self) -> AsyncEmitter:
         if self._entered:
             raise VentryxError("an emitter is started once; make a new one")
+        if self._transport == "aiohttp":
+            from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
+
+            self._fast = AiohttpSender(self._pipeline.options, self._concurrency)
         self._entered = True
         self._loop_thread = threading.get_ident()
         self._wake_threadsafe = _threadsafe_caller()
@@ -418,8 +433,9 @@ class AsyncEmitter:
                     if self._closing:
                         self._stop_pulling = True
                         break
+                fast = self._fast
                 engine = Engine(
-                    self._pipeline,
+                    self._pipeline if fast is None else fast.pipeline,
                     gate_for(self._pipeline.shim),
                     BulkSummary(max_problems=0),
                     concurrency=self._concurrency,
@@ -429,6 +445,7 @@ class AsyncEmitter:
                     on_result=self._settled,
                     on_progress=None,
                     progress_interval=1.0,
+                    sender=fast,
                 )
                 source = _Source(self._pull)
                 self._engine, self._source = engine, source

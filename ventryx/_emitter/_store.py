@@ -275,6 +275,8 @@ class SQLiteStore:
     """
 
     _DONE_BATCH = 64
+    _WAL_LIMIT = 8 * 1024 * 1024
+    _WAL_KEEP = 1024 * 1024
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -310,6 +312,8 @@ class SQLiteStore:
             # No checkpoint inside a commit (an enqueue would pay for copying the WAL back and
             # its fsync): ``checkpoint`` runs them, from a worker thread of the emitter.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            # A WAL grown by a burst is cut back to this once a checkpoint has emptied it.
+            conn.execute(f"PRAGMA journal_size_limit={self._WAL_KEEP}")
             conn.executescript(_SCHEMA)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
@@ -395,15 +399,23 @@ class SQLiteStore:
             self._commit_done()
 
     def checkpoint(self) -> None:
-        """Copy the WAL back into the file (passive: never waits for nor blocks a writer).
+        """Copy the WAL back into the file, so that it is reused from its start.
 
+        Passive (it neither waits for nor blocks an enqueue) unless the WAL has grown past
+        ``_WAL_LIMIT`` because writes kept overtaking it: then it waits for the writers once.
         On a connection of its own, so that it does not hold the lock the enqueues take.
         """
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            big = wal.stat().st_size > self._WAL_LIMIT
+        except OSError:
+            return
+        mode = "RESTART" if big else "PASSIVE"
         try:
             with contextlib.closing(
                 sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
             ) as conn:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.execute(f"PRAGMA wal_checkpoint({mode})")
         except sqlite3.Error:  # busy or gone: the next one will do it
             pass
 

@@ -193,6 +193,7 @@ class Events:
         concurrency: int = DEFAULT_CONCURRENCY,
         max_retries: int | None = None,
         max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        transport: BulkTransport = "default",
         on_result: Callable[[EventOutcome], object] | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
@@ -213,12 +214,12 @@ class Events:
         what is left, and several processes on one file each deliver a disjoint share (rows are
         leased for ``lease_seconds``, renewed while held, taken over when a holder dies).
 
-        Delivery uses the bulk engine with ``concurrency`` workers, ``max_retries`` and
-        ``max_rate_limit_wait`` as in ``emit_many``, and the client's shared rate gate. A 4xx
-        (400/404/413/422) moves the event to the dead-letter table (``ventryx outbox failed``);
-        an event whose retries ran out, or any event while the API answers 401/403, stays
-        stored and is tried again after a backoff. ``on_result`` gets the final outcome of each
-        event (delivered, or rejected); ``emitter.stats`` counts everything.
+        Delivery uses the bulk engine with ``concurrency`` workers, and ``max_retries``,
+        ``max_rate_limit_wait`` and ``transport`` as in ``emit_many``, on the client's shared
+        rate gate. A 4xx (400/404/413/422) moves the event to the dead-letter table (``ventryx
+        outbox failed``); an event whose retries ran out, or any event while the API answers
+        401/403, stays stored and is tried again after a backoff. ``on_result`` gets the final
+        outcome of each event (delivered, or rejected); ``emitter.stats`` counts everything.
 
         ``emitter.flush(timeout)`` waits until nothing is left; leaving the ``with``
         block (or ``close``) delivers for at most ``drain_timeout`` seconds, then stops,
@@ -232,6 +233,7 @@ class Events:
                 concurrency=concurrency,
                 max_retries=max_retries,
                 max_rate_limit_wait=max_rate_limit_wait,
+                transport=transport,
                 on_result=on_result,
                 drain_timeout=drain_timeout,
                 lease_seconds=lease_seconds,
