@@ -25,7 +25,15 @@ from typing import Any
 
 from benchmarks._util import API_KEY, canned_server
 
-CONCURRENCY = 8
+CONCURRENCY = 8  # the handler-latency emitters
+DRAIN_CONCURRENCY = 32
+
+
+def _transport() -> str:
+    """aiohttp when installed (the fast bulk transport), on both sides of a comparison."""
+    import importlib.util
+
+    return "aiohttp" if importlib.util.find_spec("aiohttp") else "default"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -83,6 +91,7 @@ async def _drain_vs_emit_many(base: str, folder: Path, count: int, rounds: int) 
     from ventryx import AsyncVentryx
 
     rates: dict[str, list[float]] = {"drain": [], "emit_many": []}
+    transport: Any = _transport()
     for number in range(rounds):
         path = folder / f"drain{number}.db"
         _fill(path, count)
@@ -91,11 +100,19 @@ async def _drain_vs_emit_many(base: str, folder: Path, count: int, rounds: int) 
             async with AsyncVentryx(API_KEY, base_url=base) as client:
                 started = time.perf_counter()
                 if side == "drain":
-                    async with client.events.emitter(outbox=path, concurrency=CONCURRENCY) as em:
-                        assert await em.flush()
+                    emitter = client.events.emitter(
+                        outbox=path, concurrency=DRAIN_CONCURRENCY, transport=transport
+                    )
+                    async with emitter:
+                        assert await emitter.flush()
                 else:
-                    events = ({"type": "bench.stored", "data": {"n": n}} for n in range(count))
-                    summary = await client.events.emit_many(events, concurrency=CONCURRENCY)
+                    events = (
+                        {"type": "bench.stored", "data": {"n": n}, "key": f"d{n}"}
+                        for n in range(count)
+                    )
+                    summary = await client.events.emit_many(
+                        events, concurrency=DRAIN_CONCURRENCY, transport=transport
+                    )
                     assert summary.delivered == count
                 rates[side].append(count / (time.perf_counter() - started))
     return rates
@@ -109,7 +126,7 @@ base, path, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 async def main():
     async with AsyncVentryx("{key}", base_url=base) as client:
-        async with client.events.emitter(outbox=path, concurrency={c}) as emitter:
+        async with client.events.emitter(outbox=path, concurrency={c}, transport="{t}") as emitter:
             for n in range(count):
                 emitter.enqueue(type="bench.flat", data={{"n": n, "pad": "x" * 100}})
                 if n % 500 == 499:  # a steady load the delivery keeps up with
@@ -124,7 +141,7 @@ anyio.run(main)
 
 
 def _flat(base: str, folder: Path, sizes: tuple[int, int]) -> dict[int, dict[str, float]]:
-    code = FLAT.format(key=API_KEY, c=CONCURRENCY)
+    code = FLAT.format(key=API_KEY, c=DRAIN_CONCURRENCY, t=_transport())
     found: dict[int, dict[str, float]] = {}
     for count in sizes:
         path = folder / f"flat{count}.db"
@@ -141,8 +158,8 @@ def _flat(base: str, folder: Path, sizes: tuple[int, int]) -> dict[int, dict[str
 
 def run(quick: bool = False) -> dict[str, Any]:
     calls, rounds = (300, 2) if quick else (1000, 5)
-    drain_n, drain_rounds = (5_000, 2) if quick else (100_000, 2)
-    sizes = (2_000, 10_000) if quick else (10_000, 50_000)
+    drain_n, drain_rounds = (10_000, 2) if quick else (100_000, 3)
+    sizes = (5_000, 25_000) if quick else (20_000, 100_000)
     rows: list[dict[str, Any]] = []
     with canned_server() as url, tempfile.TemporaryDirectory() as tmp:
         base = f"{url}/v1"
@@ -178,7 +195,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         rows.append(
             {
                 "name": f"drain of {drain_n:,} stored events vs emit_many of the same, "
-                f"c={CONCURRENCY}, {drain_rounds} interleaved rounds",
+                f"c={DRAIN_CONCURRENCY}, {_transport()} transport, "
+                f"{drain_rounds} interleaved rounds",
                 "measured": {
                     "events/s drain": _stat(rates["drain"]),
                     "events/s emit_many": _stat(rates["emit_many"]),

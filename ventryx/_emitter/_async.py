@@ -234,14 +234,17 @@ class AsyncEmitter:
         idem = idempotency_key_for(ukey)  # checks a given key: a non-empty string
         if self._closed and self.outbox is None:
             raise EmitterClosedError("this emitter is closed: nothing would deliver the event")
-        on_loop = self._loop_thread is not None and threading.get_ident() == self._loop_thread
+        # Waiting for room needs a running delivery on another thread than this one.
+        running = self._loop_thread is not None and not self._closing
+        can_wait = running and threading.get_ident() != self._loop_thread
         try:
-            stored = self._store.add(idem, ukey, text, on_full=self._on_full, block=not on_loop)
+            stored = self._store.add(idem, ukey, text, on_full=self._on_full, block=can_wait)
         except OutboxFullError:
             if self._on_full == "block":
                 raise OutboxFullError(
                     f"the in-memory outbox holds max_pending={self._max_pending} events;"
-                    " on_full='block' cannot wait on the event loop's own thread"
+                    " on_full='block' cannot wait on the event loop's own thread, nor before"
+                    " the emitter is started"
                 ) from None
             raise
         if not stored:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import socket
@@ -212,9 +213,11 @@ class MemoryStore:
 
     def counts(self) -> StoreCounts:
         with self._cond:
-            created = [r.created for r in self._ready] + [r.created for _, _, r in self._delayed]
+            # The ready queue is in enqueue order but for rows put back at its front.
+            created = [r.created for r in itertools.islice(self._ready, 0, 64)]
+            created += [r.created for _, _, r in self._delayed]
             return StoreCounts(
-                pending=len(created),
+                pending=len(self._ready) + len(self._delayed),
                 dead=len(self._dead),
                 oldest_created=min(created) if created else None,
             )
