@@ -340,3 +340,22 @@ async def test_the_aiohttp_transport_on_trio_is_a_configuration_error(server: Lo
             await emitter.__aenter__()
         with pytest.raises(InvalidInputError):
             client.events.emitter(transport="pigeon")  # type: ignore[arg-type]
+
+
+async def test_after_close_memory_refuses_and_a_file_keeps_for_later(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    from ventryx import EmitterClosedError
+
+    path = tmp_path / "outbox.db"
+    async with client_for(server) as client:
+        async with client.events.emitter() as memory:
+            pass
+        with pytest.raises(EmitterClosedError):
+            memory.enqueue(type="late")
+        async with client.events.emitter(outbox=path) as stored:
+            pass
+        key = stored.enqueue(type="late")  # durable: the next emitter on the file sends it
+        async with client.events.emitter(outbox=path) as emitter:
+            assert await emitter.flush(timeout=10)
+    assert applied_keys(server) == [key]
