@@ -278,8 +278,8 @@ class SQLiteStore:
     """
 
     _DONE_BATCH = 64
-    _WAL_LIMIT = 8 * 1024 * 1024
     _WAL_KEEP = 1024 * 1024
+    _WAL_LIMIT = 64 * 1024 * 1024
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
@@ -288,6 +288,8 @@ class SQLiteStore:
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         self._done: list[int] = []
+        self._checkpointer: tuple[int, sqlite3.Connection] | None = None
+        self._checkpoint_lock = threading.Lock()
         self.owner = ""
         with self._lock:
             self._connection()
@@ -402,25 +404,31 @@ class SQLiteStore:
             self._commit_done()
 
     def checkpoint(self) -> None:
-        """Copy the WAL back into the file, so that it is reused from its start.
+        """Copy the WAL back into the file once it has grown, so that it is reused from its start.
 
-        Passive (it neither waits for nor blocks an enqueue) unless the WAL has grown past
-        ``_WAL_LIMIT`` because writes kept overtaking it: then it waits for the writers once.
-        On a connection of its own, so that it does not hold the lock the enqueues take.
+        Passive: it neither waits for nor blocks an enqueue (a blocking mode makes enqueues
+        wait in SQLite's busy handler, milliseconds at a time), unless the WAL passed
+        ``_WAL_LIMIT``. On a connection of its own, kept for the next time, so that it does
+        not hold the lock the enqueues take.
         """
         wal = self.path.with_name(self.path.name + "-wal")
-        try:
-            big = wal.stat().st_size > self._WAL_LIMIT
-        except OSError:
-            return
-        mode = "RESTART" if big else "PASSIVE"
-        try:
-            with contextlib.closing(
-                sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-            ) as conn:
-                conn.execute(f"PRAGMA wal_checkpoint({mode})")
-        except sqlite3.Error:  # busy or gone: the next one will do it
-            pass
+        with self._checkpoint_lock, contextlib.suppress(OSError, sqlite3.Error):
+            # busy or gone: the next one will do it
+            size = wal.stat().st_size
+            if size <= self._WAL_KEEP:
+                return
+            if size > self._WAL_LIMIT:
+                # Writes that never pause starve a passive checkpoint (the WAL is reused only
+                # once all of it is copied back): past the limit, one that holds them off.
+                with self._lock:
+                    self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            if self._checkpointer is None or self._checkpointer[0] != os.getpid():
+                conn = sqlite3.connect(
+                    self.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                self._checkpointer = (os.getpid(), conn)
+            self._checkpointer[1].execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def dead(self, row: Row, status: int | None, error: str) -> None:
         with self._lock:
@@ -531,6 +539,10 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            with self._checkpoint_lock:
+                checkpointer, self._checkpointer = self._checkpointer, None
+            if checkpointer is not None and checkpointer[0] == os.getpid():
+                checkpointer[1].close()
             if self._conn is not None and self._pid == os.getpid():
                 self._commit_done()
                 with contextlib.suppress(sqlite3.Error):
