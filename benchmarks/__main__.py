@@ -32,7 +32,7 @@ from benchmarks._util import (
 
 __all__ = ["BENCHES", "main", "run_all"]
 
-BENCHES = ("percall", "curve", "decode", "import", "bulk", "server")
+BENCHES = ("percall", "curve", "decode", "import", "bulk", "emitter", "server")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -119,7 +119,8 @@ def run_all(
         rows += _guard("decode", lambda: bench_decode.run(cfg))
     if "import" in only:
         rows += _guard("import", lambda: bench_import.run(cfg))
-    for group, module in (("bulk", "bench_bulk"), ("server", "bench_server")):
+    externals = (("bulk", "bench_bulk"), ("emitter", "bench_emitter"), ("server", "bench_server"))
+    for group, module in externals:
         if group in only:
             rows += _guard(group, lambda g=group, m=module: _external(g, m, quick, extra))
 

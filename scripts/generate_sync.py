@@ -40,6 +40,9 @@ ASYNC_ITERATORS = frozenset({"AsyncIterator", "AsyncIterable", "AsyncGenerator"}
 # portal that lives for that one call).
 PORTAL_METHODS = frozenset({"emit_many"})
 PORTAL_MODULE = "ventryx._bulk._blocking"
+# Async classes whose sync twin is written by hand (it needs a thread of its own): the module
+# of the twin, named as ``sync_name`` names it. A method returning one returns the twin around it.
+HANDWRITTEN_TWINS = {"AsyncEmitter": "ventryx._emitter._sync"}
 METHOD_RENAMES = {
     "aclose": "close",
     "__aenter__": "__enter__",
@@ -78,18 +81,19 @@ transport, without an event loop or a thread. Models, exceptions and ``RetryPoli
 # ventryx_sync passes them through the same way.
 LAZY_REEXPORTS = """
 
-_LAZY = frozenset({{{names}}})
+_LAZY = {{{names}}}
 
 
 # Kept from type checkers: a module-level __getattr__ would make every misspelt name `Any`.
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
+        module = _LAZY.get(name)
+        if module is None:
             raise AttributeError(f"module 'ventryx_sync' has no attribute {{name!r}}")
-        import ventryx
+        import importlib
 
-        value = getattr(ventryx, name)
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
 
@@ -546,7 +550,7 @@ class Module:
             tail = "\n\nif TYPE_CHECKING:\n" + "\n".join(f"    {i}" for i in sorted(deferred))
         if self.lazy:
             imports.add("from typing import Any")
-            names = ", ".join(f'"{name}"' for name in sorted(self.lazy))
+            names = ", ".join(f'"{name}": "{self.reexports[name]}"' for name in sorted(self.lazy))
             code += LAZY_REEXPORTS.format(names=names)
         exports = ", ".join(f'"{name}"' for name in sorted(self.exports))
         return (
@@ -619,9 +623,10 @@ def build(root: Path) -> tuple[list[Module], dict[str, str]]:
         Source.read(root, relative)
         for relative in ["ventryx/_pagination.py", *resources, "ventryx/_client.py"]
     ]
-    twins = {cls.name for source in sources for cls in source.classes()}
+    twins = {cls.name for source in sources for cls in source.classes()} | HANDWRITTEN_TWINS.keys()
     modules: list[Module] = []
-    providers: dict[str, str] = {}  # sync class -> the generated module defining it
+    # sync class -> the module defining it (generated, or hand-written)
+    providers = {sync_name(name): module for name, module in HANDWRITTEN_TWINS.items()}
     for source in sources:
         module = Module(
             source.relative.replace("ventryx/", f"{PACKAGE}/", 1),
@@ -650,7 +655,8 @@ def build(root: Path) -> tuple[list[Module], dict[str, str]]:
     )
     reexports = {name: providers.get(name, "ventryx") for name in names}
     init = Module(f"{PACKAGE}/__init__.py", INIT_DOCSTRING, [], names, None, reexports)
-    init.lazy = sorted(lazy_names(root) & set(names))
+    lazy = {sync_name(name) if name in twins else name for name in lazy_names(root)}
+    init.lazy = sorted(lazy & set(names))
     modules.append(init)
     return modules, providers
 

@@ -132,7 +132,7 @@ def test_an_injected_http_client_is_used_and_never_closed(server: LocalServer) -
 
 
 def test_errors_are_the_async_packages_own_classes(server: LocalServer) -> None:
-    shared = [name for name in ventryx_sync.__all__ if name not in ("Page", "Ventryx")]
+    shared = [name for name in ventryx_sync.__all__ if name not in ("Page", "Ventryx", "Emitter")]
     for name in shared:
         assert getattr(ventryx_sync, name) is getattr(ventryx, name), name
     server.configure(faults=[FaultRule("POST /v1/events", fault=Fault("rate_limited"))])

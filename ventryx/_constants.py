@@ -44,3 +44,8 @@ DEFAULT_RATE_LIMIT_WAIT = 300.0
 # After a cancel, how long requests already on the wire get to be answered.
 DEFAULT_CANCEL_GRACE = 5.0
 DEFAULT_PROGRESS_INTERVAL = 1.0
+
+# Background delivery (events.emitter).
+DEFAULT_MAX_PENDING = 10_000  # events an in-memory outbox holds
+DEFAULT_DRAIN_TIMEOUT = 5.0  # seconds close() / exit spends delivering what is left
+DEFAULT_LEASE_SECONDS = 30.0  # how long a taken row is held before another process may take it

@@ -45,11 +45,16 @@ if TYPE_CHECKING:
         BulkProgress,
         BulkSummary,
         BulkTransport,
+        DeadLetter,
         DeletedWorkflow,
+        EmitterClosedError,
+        EmitterStats,
         Event,
         EventInput,
         EventOutcome,
         NewEvent,
+        OnFull,
+        OutboxFullError,
         OutcomeStatus,
         PageMeta,
         RawResponse,
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
         Trigger,
         Workflow,
     )
+    from ventryx._emitter._sync import Emitter
 
 __all__ = [
     "NOT_GIVEN",
@@ -73,8 +79,12 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "DeadLetter",
     "DeletedWorkflow",
     "DriverError",
+    "Emitter",
+    "EmitterClosedError",
+    "EmitterStats",
     "Event",
     "EventInput",
     "EventOutcome",
@@ -84,6 +94,8 @@ __all__ = [
     "NewEvent",
     "NotFoundError",
     "NotGiven",
+    "OnFull",
+    "OutboxFullError",
     "OutcomeStatus",
     "Page",
     "PageMeta",
@@ -103,35 +115,40 @@ __all__ = [
 ]
 
 
-_LAZY = frozenset(
-    {
-        "BulkProgress",
-        "BulkSummary",
-        "BulkTransport",
-        "DeletedWorkflow",
-        "Event",
-        "EventInput",
-        "EventOutcome",
-        "NewEvent",
-        "OutcomeStatus",
-        "PageMeta",
-        "RawResponse",
-        "Step",
-        "Trigger",
-        "Workflow",
-    }
-)
+_LAZY = {
+    "BulkProgress": "ventryx",
+    "BulkSummary": "ventryx",
+    "BulkTransport": "ventryx",
+    "DeadLetter": "ventryx",
+    "DeletedWorkflow": "ventryx",
+    "Emitter": "ventryx._emitter._sync",
+    "EmitterClosedError": "ventryx",
+    "EmitterStats": "ventryx",
+    "Event": "ventryx",
+    "EventInput": "ventryx",
+    "EventOutcome": "ventryx",
+    "NewEvent": "ventryx",
+    "OnFull": "ventryx",
+    "OutboxFullError": "ventryx",
+    "OutcomeStatus": "ventryx",
+    "PageMeta": "ventryx",
+    "RawResponse": "ventryx",
+    "Step": "ventryx",
+    "Trigger": "ventryx",
+    "Workflow": "ventryx",
+}
 
 
 # Kept from type checkers: a module-level __getattr__ would make every misspelt name `Any`.
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
+        module = _LAZY.get(name)
+        if module is None:
             raise AttributeError(f"module 'ventryx_sync' has no attribute {name!r}")
-        import ventryx
+        import importlib
 
-        value = getattr(ventryx, name)
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
 

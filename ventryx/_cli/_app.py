@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from ventryx._cli import _commands, _emit_file
+from ventryx._cli import _commands, _emit_file, _outbox
 from ventryx._cli._output import print_error
 from ventryx._cli._progress import PROGRESS_MODES
 from ventryx._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _progress_option(emit_file)
     emit_file.set_defaults(runner=_emit_file.events_emit_file)
+
+    _outbox.add_parser(nouns, common)
 
     serve = nouns.add_parser(
         "serve", help="run the local Ventryx server (for offline development and tests)"

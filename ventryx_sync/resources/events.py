@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_PENDING,
     DEFAULT_PROGRESS_INTERVAL,
     DEFAULT_RATE_LIMIT_WAIT,
 )
 from ventryx._driver import drive
+from ventryx._emitter._sync import Emitter
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx_sync._pagination import Page
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
         EventInput,
         EventOutcome,
     )
+    from ventryx._emitter._store import OnFull
     from ventryx.models import Event
 
 __all__ = ["Events"]
@@ -185,4 +191,60 @@ class Events:
             cancel_grace=cancel_grace,
             summary=summary,
             stop_after_connection_failures=stop_after_connection_failures,
+        )
+
+    def emitter(
+        self,
+        *,
+        outbox: str | os.PathLike[str] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        on_full: OnFull = "raise",
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        transport: BulkTransport = "default",
+        on_result: Callable[[EventOutcome], object] | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Emitter:
+        """An emitter: ``enqueue`` stores an event and returns; delivery runs in the background.
+
+        ``with client.events.emitter(outbox="var/outbox.db") as emitter:`` then
+        ``emitter.enqueue(type=..., data=..., key=...)`` from request handlers: a plain call
+        that checks the event (``InvalidInputError`` at once), fixes its Idempotency-Key (derived
+        from ``key`` as in ``emit_many``, else generated) and stores it. Once it has returned the
+        event is delivered exactly once: redeliveries after a crash replay the stored key.
+
+        ``outbox=None``: in memory, at most ``max_pending`` events; when full, ``on_full``
+        raises ``OutboxFullError``, blocks the calling thread until there is room (``"block"``,
+        never on the event loop's own thread), or drops the event (``"drop"``: ``enqueue``
+        returns None, ``stats.dropped`` counts it, a warning is logged). ``outbox=PATH``: an
+        SQLite file (WAL, created 0600) that survives ``kill -9``; a new emitter on it delivers
+        what is left, and several processes on one file each deliver a disjoint share (rows are
+        leased for ``lease_seconds``, renewed while held, taken over when a holder dies).
+
+        Delivery uses the bulk engine with ``concurrency`` workers, and ``max_retries``,
+        ``max_rate_limit_wait`` and ``transport`` as in ``emit_many``, on the client's shared
+        rate gate. A 4xx (400/404/413/422) moves the event to the dead-letter table (``ventryx
+        outbox failed``); an event whose retries ran out, or any event while the API answers
+        401/403, stays stored and is tried again after a backoff. ``on_result`` gets the final
+        outcome of each event (delivered, or rejected); ``emitter.stats`` counts everything.
+
+        ``emitter.flush(timeout)`` waits until nothing is left; leaving the ``with``
+        block (or ``close``) delivers for at most ``drain_timeout`` seconds, then stops,
+        leaving the rest in the outbox file.
+        """
+        return Emitter(
+            self._inner.emitter(
+                outbox=outbox,
+                max_pending=max_pending,
+                on_full=on_full,
+                concurrency=concurrency,
+                max_retries=max_retries,
+                max_rate_limit_wait=max_rate_limit_wait,
+                transport=transport,
+                on_result=on_result,
+                drain_timeout=drain_timeout,
+                lease_seconds=lease_seconds,
+            )
         )
