@@ -128,9 +128,10 @@ def _from_inner(cls, inner: {async_client}) -> {name}:
 # `import ventryx`, which does not load the bulk engine either.
 PORTAL_BODY = """\
 from {module} import {name}_blocking
+from ventryx._client import make_async_http_client
 
 options = self._inner._pipeline.options{private}
-return {name}_blocking(options, {arguments})
+return {name}_blocking(options, make_async_http_client, {arguments})
 """
 
 

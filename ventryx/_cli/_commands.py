@@ -10,7 +10,6 @@ from typing import Any, cast
 
 from ventryx._cli._output import print_event, print_json, print_workflow
 from ventryx._client import AsyncVentryx
-from ventryx._errors import InvalidInputError
 from ventryx.models import Workflow
 
 __all__ = ["events_emit", "make_client", "workflows_create", "workflows_list", "workflows_show"]
@@ -114,6 +113,3 @@ async def events_emit(args: argparse.Namespace) -> int:
         print_event(event)
     return 0
 
-
-# Re-exported for the error boundary in _app.
-INPUT_ERRORS = (UsageError, InvalidInputError)

@@ -1,7 +1,8 @@
 """Pytest fixtures for tests of code that uses the Ventryx SDK.
 
-Enable with ``pytest_plugins = ["ventryx.testing.pytest_plugin"]``. Importing this module is
-cheap: the server is only imported when a test asks for a fixture.
+Installing ``ventryx`` registers this plugin (the ``pytest11`` entry point), so the fixtures
+are there in every test run; nothing starts unless a test asks for one, and the server module
+is imported only then.
 """
 
 from __future__ import annotations
