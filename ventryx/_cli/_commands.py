@@ -112,4 +112,3 @@ async def events_emit(args: argparse.Namespace) -> int:
     else:
         print_event(event)
     return 0
-
