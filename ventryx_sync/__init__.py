@@ -98,7 +98,7 @@ __all__ = [
     "__version__",
 ]
 
-
+# ventryx loads these on first use (``_LAZY`` in ventryx/__init__.py); so does ventryx_sync.
 _LAZY = frozenset(
     {
         "BulkProgress",

@@ -49,12 +49,13 @@ class Page(Generic[_T]):
         )
 
     def __len__(self) -> int:
-        return self._inner.__len__()
+        return len(self.data)
 
     @property
     def has_next_page(self) -> bool:
         """Whether a later page holds more items."""
-        return self._inner.has_next_page
+        m = self.meta
+        return bool(self.data) and m.page * m.per_page < m.total
 
     def next_page(self) -> Page[_T] | None:
         """Fetch the page after this one, or return ``None`` when this is the last."""
@@ -70,4 +71,4 @@ class Page(Generic[_T]):
         return iterate(self._inner.iter_items())
 
     def __iter__(self) -> Iterator[_T]:
-        return iterate(self._inner.__aiter__())
+        return self.iter_items()
