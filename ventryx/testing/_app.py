@@ -1,7 +1,8 @@
 """The in-memory Ventryx API: one ``handle`` shared by the ASGI adapter and the socket server.
 
 ``handle`` runs the checks in the order the API contract documents, each from its own module:
-the routes table (``_routes``), the rate limiter (``_ratelimit``), injected faults
+the routes table (``_routes``), the rate limiter (``_ratelimit``: ``admit(now)`` then
+``release(now)``, behind ``_new_bucket``), injected faults
 (``_faults``), the idempotency store (``_idempotency``), the data and its effects (``_store``),
 and the ledger of what was applied (``_ledger``).
 """
@@ -31,7 +32,7 @@ from ventryx.testing._messages import (
     json_response,
     request_id,
 )
-from ventryx.testing._ratelimit import TokenBucket
+from ventryx.testing._ratelimit import Limiter, make_limiter
 from ventryx.testing._routes import ADMIN_ROUTES, ROUTES, Endpoint, match, parse_body
 from ventryx.testing._store import Call, Store
 
@@ -62,9 +63,9 @@ class VentryxApp:
         self._bucket = self._new_bucket()
         self._faults = FaultPlan(self.config.faults, self.config.seed)
 
-    def _new_bucket(self) -> TokenBucket | None:
+    def _new_bucket(self) -> Limiter | None:
         limit = self.config.rate_limit
-        return TokenBucket(limit, self._clock) if limit else None
+        return make_limiter(limit, self._clock()) if limit else None
 
     # -- control -------------------------------------------------------------------------
     def configure(self, **changes: Any) -> ServerConfig:
@@ -112,7 +113,8 @@ class VentryxApp:
             return self._finish(request, _not_allowed(method, template, route.endpoints), None)
 
         with self._lock:
-            decision = self._bucket.take() if self._bucket else None
+            limiter = self._bucket
+            decision = limiter.admit(self._clock()) if limiter else None
             fault = (
                 None if decision and not decision.allowed else self._faults.pick(method, template)
             )
@@ -121,6 +123,12 @@ class VentryxApp:
             self.ledger.add_rate_limited()
             response = error(429, "rate_limit_exceeded", "rate limit exceeded, retry later", extra)
             return self._finish(request, response, None)
+        if decision is not None and limiter is not None:  # in service for decision.hold
+            try:
+                await anyio.sleep(decision.hold)
+            finally:
+                with self._lock:
+                    limiter.release(self._clock())
         if fault is not None:
             early = early_answer(fault, extra)
             if early is not None:
