@@ -92,14 +92,21 @@ async def test_429_forever_with_retry_after_zero_is_not_flooded() -> None:
     assert gate.in_flight == 0
 
 
-async def test_budget_ends_a_wait() -> None:
+async def test_budget_ends_a_wait_but_pacing_does_not_count() -> None:
     gate, clock = make()
     ticket = gate.admit_now()
     assert ticket is not None
     gate.on_rate_limited(ticket, 30.0, max_pause=60.0)
+    probe = await gate.admit()
+    assert probe is not None
+    gate.on_rate_limited(probe, 30.0, max_pause=60.0)  # refused again: a 30 s pause
     before = clock.now
     assert await gate.admit(budget=1.0) is None
-    assert clock.now - before <= 1.0
+    assert clock.now - before == pytest.approx(1.0)
+    clock.now += 30.0
+    paced = await gate.admit(budget=0.0)  # paused no more: the wait is pacing
+    assert paced is not None
+    assert paced.waited == 0.0
 
 
 async def test_remaining_above_zero_is_not_a_limit() -> None:

@@ -297,8 +297,8 @@ class Engine:
     async def _admit(self, job: _Job) -> Ticket | EventOutcome:
         """A ticket of the gate, or the outcome when the run stopped or the budget ran out.
 
-        The time spent waiting counts against the event's ``max_rate_limit_wait`` once a 429
-        is known to this run (before that, nothing is rate limited and waits are pacing).
+        The part of the wait the gate spends waiting out 429s (pauses and probes, not pacing)
+        counts against the event's ``max_rate_limit_wait`` once a 429 is known to this run.
         """
         if self.stopping:
             return self._unfinished(job)
@@ -306,17 +306,19 @@ class Engine:
         if ticket is not None:
             return ticket
         known = job.last_429 or self._last_429
-        budget = math.inf if known is None else self.max_rate_limit_wait - job.rate_limit_wait
+        budget = max(self.max_rate_limit_wait - job.rate_limit_wait, 0.0)
         scope = anyio.CancelScope()
         self._waiting.add(scope)
         started = anyio.current_time()
         try:
             with scope:
-                ticket = await self.gate.admit(max(budget, 0.0))
+                ticket = await self.gate.admit(budget if known is not None else math.inf)
         finally:
             self._waiting.discard(scope)
-            if known is not None:
-                job.rate_limit_wait += anyio.current_time() - started
+        if ticket is not None:
+            job.rate_limit_wait += ticket.waited
+        elif known is not None:
+            job.rate_limit_wait += anyio.current_time() - started
         if self._halted():
             if ticket is not None:
                 self.gate.on_lost(ticket)

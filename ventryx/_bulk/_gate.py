@@ -62,21 +62,26 @@ MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
 MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
 MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
-TRIAL_CUT = 0.85  # a cut to at most this share of the rate before can tell sporadic 429s
-TRIAL_ANSWERS = 20  # answers a trial needs before it can decide
+FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
+BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
+BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 
 
 class Ticket:
-    """One admission. ``epoch`` is the gate's episode count when it was issued; ``data`` is
-    free for a gate's own use. The engine passes a ticket back unchanged, exactly once."""
+    """One admission. ``epoch`` is the gate's episode count when it was issued, ``issued_at``
+    its time on the gate's clock, ``in_flight`` the count in flight with it; ``waited`` the
+    seconds of its wait that count against the event's ``max_rate_limit_wait`` (pauses
+    after 429s, not pacing); ``data`` is free for a gate's own use. The engine passes a
+    ticket back unchanged, exactly once."""
 
-    __slots__ = ("data", "epoch", "in_flight", "issued_at")
+    __slots__ = ("data", "epoch", "in_flight", "issued_at", "waited")
 
     def __init__(self, epoch: int, issued_at: float, in_flight: int, data: object = None) -> None:
         self.epoch = epoch
         self.issued_at = issued_at
         self.in_flight = in_flight
         self.data = data
+        self.waited = 0.0
 
 
 class RateHeaders:
@@ -141,7 +146,9 @@ class Gate(Protocol):
         ...
 
     async def admit(self, budget: float = math.inf) -> Ticket | None:
-        """Wait for this request's turn; ``None`` if it does not come within ``budget``."""
+        """Wait for this request's turn; ``None`` when the part of the wait spent waiting out
+        429s (not pacing) exceeds ``budget`` seconds. The ticket's ``waited`` says how long
+        that part was."""
         ...
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
@@ -203,13 +210,17 @@ class RateGate:
         self._latency = 0.0  # mean seconds from admission to answer
         self._answers = 0
         self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
+        self._pause_start = 0.0
+        self._pause_total = 0.0
         self._queue: collections.deque[anyio.Event] = collections.deque()  # waiting admits
         self._head: anyio.Event | None = None  # set when a ticket comes back
         self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)
         self._spent = False  # the last episode needed a second, longer pause
-        # Background (sporadic) 429 share, and the trial of the last cut.
-        self.background = 0.0
-        self._trial: tuple[float | None, float] | None = None  # (rate before the cut, share)
+        # Answers to requests sent while pacing at or below the measured capacity.
+        self._ramp_ok = 0
+        self._ramp_429 = 0
+        self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
+        self._ramp_trigger = False  # the last episode began with a refusal below capacity
 
     # -- pacing ------------------------------------------------------------------------------
 
@@ -225,8 +236,11 @@ class RateGate:
         period = self._probe_period
         if t <= period:  # back up to the measured capacity, linearly
             return base + (self._capacity - base) * t / period
-        # Past it: probe for more, doubling every period (the measure may have been short).
-        return self._capacity * math.pow(2.0, (t - period) / period)
+        # Past it: probe for more, slowly at first (a limit measured right is just above),
+        # then faster (one measured short is found in a few periods): +6% after one period,
+        # +30% after two, x2 after three.
+        x = (t - period) / period
+        return self._capacity * (1.0 + (1.0 - BETA) * (x + x * x * x))
 
     @property
     def window(self) -> float | None:
@@ -248,6 +262,8 @@ class RateGate:
         return window is None or self.in_flight < window
 
     def _issue(self, now: float) -> Ticket:
+        if self._spell[0] == math.inf:
+            self._spell = (now, 0)
         self.in_flight += 1
         probe = bool(self._streak)
         if probe:
@@ -275,40 +291,59 @@ class RateGate:
 
     async def admit(self, budget: float = math.inf) -> Ticket | None:
         # Waiters queue (FIFO); only the head watches the clock, so a slot is taken at the
-        # rate of the moment it is used, not of the moment it was asked for.
-        now = self._clock()
-        deadline = now + budget
+        # rate of the moment it is used, not of the moment it was asked for. Time the gate
+        # spends paused while a request waits counts against its ``budget``; pacing does not.
         turn = anyio.Event()
         self._queue.append(turn)
+        paused0 = self._paused(self._clock())
         try:
-            if self._queue[0] is not turn:
-                with anyio.move_on_after(max(deadline - now, 0.0)):
+            while self._queue[0] is not turn:
+                now = self._clock()
+                left = budget - (self._paused(now) - paused0)
+                if left <= 0:
+                    return None
+                timeout = min(left, self.resume_at - now) if self.resume_at > now else 1.0
+                with anyio.move_on_after(timeout):
                     await turn.wait()
-                if self._queue[0] is not turn:
-                    return None  # the budget ran out in the queue
             while True:
                 now = self._clock()
+                waited = self._paused(now) - paused0
                 if self._take_slot(now):
-                    return self._issue(now)
-                if now >= deadline:
+                    ticket = self._issue(now)
+                    ticket.waited = waited
+                    return ticket
+                if waited >= budget:
                     return None
                 start = max(now, self.resume_at)
                 rate = self.rate
                 if rate is not None:
                     start = max(start, self._next_slot)
+                if self.resume_at > now:
+                    start = min(start, now + budget - waited)
                 if not self._free():  # wait for a ticket back, or the window to grow
-                    start = now + max(MIN_PAUSE, start - now)
                     self._head = anyio.Event()
-                    with anyio.move_on_after(min(start, deadline) - now):
+                    with anyio.move_on_after(max(start - now, MIN_PAUSE)):
                         await self._head.wait()
                     self._head = None
                 else:
-                    await self._sleep(max(min(start, deadline) - now, 0.0))
+                    await self._sleep(max(start - now, 0.0))
         finally:
             head = self._queue[0] is turn
             self._queue.remove(turn)
             if head and self._queue:
                 self._queue[0].set()
+
+    def _paused(self, now: float) -> float:
+        """Seconds the gate has spent paused, in all, up to ``now``."""
+        start = self._pause_start
+        return self._pause_total + min(max(now - start, 0.0), max(self.resume_at - start, 0.0))
+
+    def _pause_until(self, now: float, until: float) -> None:
+        """Pause every admission until ``until`` (never shortens a pause)."""
+        if now >= self.resume_at:  # the last pause is over: book it, start another
+            self._pause_total += max(self.resume_at - self._pause_start, 0.0)
+            self._pause_start = now
+        self.resume_at = max(self.resume_at, until)
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -330,6 +365,11 @@ class RateGate:
         if ticket.epoch == self.epoch:
             self._cycle_ok += 1
             self._recent.append(now)
+        if self._in_ramp(ticket):
+            self._ramp_ok += 1
+            if self._ramp_ok + self._ramp_429 > BACKGROUND_MEMORY:  # forget slowly
+                self._ramp_ok //= 2
+                self._ramp_429 //= 2
             self._unmeasured = None
         elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
             self._remeasure(now, now - ticket.issued_at)
@@ -361,29 +401,41 @@ class RateGate:
             return 0.0
         self._cycle_429 += 1
         answers = self._cycle_ok + self._cycle_429
-        share = self._cycle_429 / answers
-        if self.background > 0 and answers >= TRIAL_ANSWERS:
-            noise = 3.0 * math.sqrt(self.background * (1 - self.background) / answers)
-            if share <= 2 * self.background + noise:
-                return own  # within the background share: this event waits, nobody else
-        elif self.background > 0 and self._streak == 0:
-            return own
-        trial = self._trial
-        rate_now = self.rate
-        if trial is not None and answers >= TRIAL_ANSWERS and self._streak == 0:
-            before, before_share = trial
-            cut = before is None or (rate_now is not None and rate_now <= TRIAL_CUT * before)
-            if cut and before_share / 2 <= share <= before_share * 2:
-                # The 429 share did not fall with the rate: background, not the limit.
-                self.background = max(self.background, share)
-                self._trial = None
-                self._set_rate(before, self._capacity, now)
-                self._new_cycle(now)
+        ramp = self._in_ramp(ticket)
+        if ramp:
+            self._ramp_429 += 1
+            if self._ramp_429 == BACKGROUND_EVIDENCE and self._streak == 0:
+                # The cuts that got here were for 429s that come whatever the rate: undo
+                # them (a real limit beneath shows as an excess and measures again).
+                self._base = None
+                self._window = None
                 return own
-        self._episode(
-            now, ticket=ticket, trusted=trusted, headers=headers, answers=answers, share=share
-        )
+        background = self.background
+        if background > 0 and self._streak == 0:
+            expected = background * answers
+            if self._cycle_429 <= 2 * expected + 3 * math.sqrt(expected) + 1:
+                return own  # within the background share: this event waits, nobody else
+        if self._streak and self._ramp_trigger and self._ramp_429:
+            self._ramp_429 -= 1  # the limit is still spent: that refusal was no background
+        self._ramp_trigger = ramp
+        self._episode(now, ticket=ticket, trusted=trusted, headers=headers, answers=answers)
         return 0.0
+
+    def _in_ramp(self, ticket: Ticket) -> bool:
+        """Whether ``ticket`` was issued while pacing at or below the measured capacity."""
+        start = self._probe_from
+        return self._base is not None and start <= ticket.issued_at <= start + self._probe_period
+
+    @property
+    def background(self) -> float:
+        """The share of 429s that come whatever the rate (0 until a few are seen).
+
+        Measured on requests sent while pacing at or below the capacity last measured, where
+        a rate limit refuses (almost) nothing.
+        """
+        if self._ramp_429 < BACKGROUND_EVIDENCE:
+            return 0.0
+        return self._ramp_429 / (self._ramp_429 + self._ramp_ok)
 
     def _remeasure(self, now: float, trip: float) -> None:
         """An episode came before any admission was measured (all of a round trip's answers
@@ -427,7 +479,6 @@ class RateGate:
         trusted: float | None,
         headers: RateHeaders | None,
         answers: int,
-        share: float,
     ) -> None:
         if self._streak:
             # No admission since the last episode: the limit is still spent. Keep the rate
@@ -437,7 +488,6 @@ class RateGate:
             self._streak += 1
             self._probing = 0
             self._spent = True
-            self._trial = None  # still spent after a pause: a limit, not sporadic 429s
             if trusted is not None:
                 pause = trusted
             elif headers is not None and headers.reset is not None and headers.remaining == 0:
@@ -445,8 +495,16 @@ class RateGate:
             else:
                 pause = 0.0
             floor = min(MIN_PAUSE * math.pow(2.0, self._streak - 2), MAX_PAUSE)
-            self.resume_at = max(self.resume_at, now + max(pause, floor))
+            self._pause_until(now, now + max(pause, floor))
             self._next_slot = self.resume_at
+            spell_at, spell_ok = self._spell
+            if pause > 0 and self._base is not None and self.resume_at > spell_at:
+                # What got through since the limit last had room, to when the server says it
+                # has room again: a window's count over its length.
+                capacity = (self._ok - spell_ok) / (self.resume_at - spell_at)
+                if 0 < capacity < self._capacity:
+                    self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
+            self._spell = (self.resume_at, self._ok)
             self._probe_at(self.resume_at)
             return
         # Answers of one round trip can all come at once: a cycle is at least one.
@@ -469,11 +527,10 @@ class RateGate:
             rate = 1.0 / span if span > 0 else MIN_RATE
         elif before is None:
             offered = answers / span if span > 0 else capacity
-            rate = min(BETA * capacity, TRIAL_CUT * offered) if offered > 0 else MIN_RATE
+            rate = min(BETA * capacity, FIRST_CUT * offered) if offered > 0 else MIN_RATE
         else:
             rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
         rate = max(rate, MIN_RATE)
-        self._trial = (before, share) if answers >= TRIAL_ANSWERS or before is None else None
         cold = before is None and admitted == 0
         self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
         self.epoch += 1
@@ -491,7 +548,7 @@ class RateGate:
         # second. The one request let through then tells: a second refusal in a row waits
         # the server's time in full.
         pause = 1.0 / rate
-        self.resume_at = max(self.resume_at, now + pause)
+        self._pause_until(now, now + pause)
         self._next_slot = self.resume_at
         self._set_rate(rate, max(capacity, rate), now)
         self._new_cycle(now)
