@@ -12,8 +12,11 @@ from typing import Any, cast
 from urllib.parse import quote
 
 from ventryx._errors import InvalidInputError
+from ventryx._options import check_text
 
-__all__ = ["event_body", "mapping_of", "non_empty_str", "path_segment"]
+__all__ = ["MAX_ID_LENGTH", "event_body", "mapping_of", "non_empty_str", "path_segment"]
+
+MAX_ID_LENGTH = 1024
 
 
 def non_empty_str(value: object, param: str) -> str:
@@ -27,6 +30,7 @@ def non_empty_str(value: object, param: str) -> str:
 def path_segment(value: object, param: str) -> str:
     """An id as exactly one percent-encoded path segment: it can never reach another route."""
     text = non_empty_str(value, param)
+    check_text(text, param, "the id", MAX_ID_LENGTH)
     segment = quote(text, safe="")
     # "." and ".." survive quote() and would be collapsed by URL normalisation.
     return segment.replace(".", "%2E") if set(segment) == {"."} else segment
