@@ -1,25 +1,25 @@
-"""The rate gate on a fake clock: pause-all, paced restart, adaptive rate."""
+"""The rate gate on a fake clock: the ticket protocol, pauses, clamping, the flood floor."""
 
 from __future__ import annotations
 
-import itertools
+import math
 
 import anyio
 import pytest
 
-from ventryx._bulk._gate import BETA, HOLDOFF, RateGate
+from ventryx._bulk._gate import MAX_PAUSE, MIN_PAUSE, RateGate, RateHeaders, parse_rate_headers
+
+pytestmark = pytest.mark.anyio
 
 
 class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
-        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
         self.now += seconds
         await anyio.lowlevel.checkpoint()
 
@@ -29,84 +29,104 @@ def make() -> tuple[RateGate, FakeClock]:
     return RateGate(clock=clock, sleep=clock.sleep), clock
 
 
-@pytest.mark.anyio
 async def test_unpaced_until_the_first_429() -> None:
     gate, clock = make()
     for _ in range(100):
-        await gate.admit()
+        ticket = gate.admit_now()
+        assert ticket is not None
+        gate.on_answer(ticket)
     assert gate.rate is None
-    assert clock.sleeps == []
+    assert clock.now == 100.0
 
 
-@pytest.mark.anyio
-async def test_429_pauses_until_retry_after_then_paces() -> None:
+async def test_a_429_pauses_everyone_and_a_second_in_a_row_waits_retry_after() -> None:
     gate, clock = make()
-    for _ in range(200):  # 200 answers in one second: the server took 200/s
-        gate.passed()
+    for _ in range(200):  # the server took 200 in one second
+        ticket = gate.admit_now()
+        assert ticket is not None
         clock.now += 0.005
-    epoch = await gate.admit()
-    wait = gate.rate_limited(epoch, 0.5, backoff=0.1)
-    assert wait == pytest.approx(0.5)
+        gate.on_answer(ticket)
+    ticket = gate.admit_now()
+    assert ticket is not None
+    assert gate.on_rate_limited(ticket, 0.5, max_pause=60) == 0.0
+    assert gate.admit_now() is None  # everyone waits
     rate = gate.rate
     assert rate is not None
-    assert rate == pytest.approx(200 * BETA, rel=0.05)
+    assert 100 < rate < 200
     start = clock.now
-    times = []
-    for _ in range(10):
-        await gate.admit()
-        times.append(clock.now)
-    assert times[0] == pytest.approx(start + 0.5)  # nobody before Retry-After
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(g == pytest.approx(1 / rate, rel=0.1) for g in gaps)  # paced, no burst
+    probe = await gate.admit()
+    assert probe is not None
+    assert clock.now == pytest.approx(start + 1 / rate)  # one interval at the new rate
+    assert gate.admit_now() is None  # one request tells whether the limit is still spent
+    gate.on_rate_limited(probe, 0.5, max_pause=60)
+    start = clock.now
+    assert await gate.admit() is not None
+    assert clock.now == pytest.approx(start + 0.5)  # refused again: the Retry-After in full
 
 
-@pytest.mark.anyio
-async def test_backoff_when_no_retry_after_and_one_decrease_per_episode() -> None:
+async def test_retry_after_beyond_the_cap_does_not_pause_the_client() -> None:
     gate, clock = make()
-    for _ in range(100):
-        gate.passed()
-        clock.now += 0.01
-    epoch = await gate.admit()
-    assert gate.rate_limited(epoch, None, backoff=0.25) == pytest.approx(0.25)
-    first = gate.rate
-    # Other requests of the same episode answer 429 too: no further decrease.
-    for _ in range(5):
-        gate.rate_limited(epoch, None, backoff=0.25)
-    assert gate.episodes == 1
-    assert gate.rate == first
+    for huge in (1e308, 3600.0, 10 * 365 * 86400.0):
+        ticket = gate.admit_now() or await gate.admit()
+        assert ticket is not None
+        gate.on_rate_limited(ticket, huge, max_pause=5.0)
+        before = clock.now
+        ticket = await gate.admit()
+        assert ticket is not None
+        assert clock.now - before <= MAX_PAUSE
+        gate.on_answer(ticket)
 
 
-@pytest.mark.anyio
-async def test_rate_recovers_then_probes_above_the_estimate() -> None:
+async def test_429_forever_with_retry_after_zero_is_not_flooded() -> None:
     gate, clock = make()
-    for _ in range(100):
-        gate.passed()
-        clock.now += 0.01
-    epoch = await gate.admit()
-    gate.rate_limited(epoch, 0.0, backoff=0.0)
-    low = gate.rate
-    assert low is not None
-    clock.now += 0.5
-    mid = gate.rate
-    assert mid is not None
-    assert mid > low
-    clock.now += 2.0
-    high = gate.rate
-    assert high is not None
-    assert high > mid * 1.5
+    start = clock.now
+    sent = 0
+    while clock.now - start < 20.0:
+        ticket = await gate.admit()
+        assert ticket is not None
+        sent += 1
+        clock.now += 0.001  # the 429 comes back at once
+        gate.on_rate_limited(ticket, 0.0, max_pause=60.0)
+    # the floor doubles from MIN_PAUSE to MAX_PAUSE: a few requests a second at most
+    assert sent <= math.log2(MAX_PAUSE / MIN_PAUSE) + 2 + 20.0 / MAX_PAUSE
+    assert gate.in_flight == 0
 
 
-@pytest.mark.anyio
-async def test_a_429_while_waiting_requeues_behind_the_pause() -> None:
+async def test_budget_ends_a_wait_but_pacing_does_not_count() -> None:
     gate, clock = make()
-    for _ in range(100):
-        gate.passed()
-        clock.now += 0.01
-    epoch = await gate.admit()
-    gate.rate_limited(epoch, 0.1, backoff=0.0)
-    clock.now += HOLDOFF + 1
-    epoch = await gate.admit()
-    gate.rate_limited(epoch, 2.0, backoff=0.0)
+    ticket = gate.admit_now()
+    assert ticket is not None
+    gate.on_rate_limited(ticket, 30.0, max_pause=60.0)
+    probe = await gate.admit()
+    assert probe is not None
+    gate.on_rate_limited(probe, 30.0, max_pause=60.0)  # refused again: a 30 s pause
     before = clock.now
-    await gate.admit()
-    assert clock.now >= before + 2.0
+    assert await gate.admit(budget=1.0) is None
+    assert clock.now - before == pytest.approx(1.0)
+    clock.now += 30.0
+    paced = await gate.admit(budget=0.0)  # paused no more: the wait is pacing
+    assert paced is not None
+    assert paced.waited == 0.0
+
+
+async def test_remaining_above_zero_is_not_a_limit() -> None:
+    gate, _ = make()
+    ticket = gate.admit_now()
+    assert ticket is not None
+    own = gate.on_rate_limited(ticket, 0.2, RateHeaders(10, 5, 1), max_pause=60.0)
+    assert own == pytest.approx(0.2)  # this event waits; the gate does not pause
+    assert gate.episodes == 0
+    assert gate.admit_now() is not None
+
+
+def test_parse_rate_headers() -> None:
+    assert parse_rate_headers({}) is None
+    h = parse_rate_headers(
+        {"x-ratelimit-limit": "10", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1.5"}
+    )
+    assert h is not None
+    assert (h.limit, h.remaining, h.reset) == (10, 0, 1.5)
+    h = parse_rate_headers({"x-ratelimit-reset": "2000000010"}, now=2000000000.0)
+    assert h is not None
+    assert h.reset == pytest.approx(10.0)
+    assert parse_rate_headers({"x-ratelimit-remaining": "nan", "x-ratelimit-reset": "-1"}) is None

@@ -114,7 +114,8 @@ __all__ = [
     "__version__",
 ]
 
-
+# ventryx loads these on first use (``_LAZY`` in ventryx/__init__.py); so does ventryx_sync,
+# each from the module named (a hand-written twin's own).
 _LAZY = {
     "BulkProgress": "ventryx",
     "BulkSummary": "ventryx",

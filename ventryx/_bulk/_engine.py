@@ -18,7 +18,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ventryx import _constants as C
-from ventryx._bulk._gate import RateGate
+from ventryx._bulk._gate import Gate, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
 from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
 from ventryx._errors import (
@@ -107,14 +107,15 @@ class _CircuitBreaker:
 class _Job:
     """One pulled event on its way: what all its attempts send, and their count."""
 
-    __slots__ = ("attempts", "index", "key", "prepared", "rate_limit_wait", "taken")
+    __slots__ = ("attempts", "index", "key", "last_429", "prepared", "rate_limit_wait", "taken")
 
     def __init__(self, index: int, key: str, prepared: Any) -> None:
         self.index = index
         self.key = key
         self.prepared = prepared
         self.attempts = 0
-        self.rate_limit_wait = 0.0
+        self.rate_limit_wait = 0.0  # every wait in the gate or on its own 429s, in seconds
+        self.last_429: RateLimitError | None = None
         self.taken = False
 
 
@@ -124,7 +125,7 @@ class Engine:
     def __init__(
         self,
         pipeline: Pipeline,
-        gate: RateGate,
+        gate: Gate,
         summary: BulkSummary,
         *,
         concurrency: int,
@@ -159,6 +160,7 @@ class Engine:
         self._waiting: set[anyio.CancelScope] = set()
         self._sending: set[anyio.CancelScope] = set()
         self._started = time.monotonic()
+        self._last_429: RateLimitError | None = None  # what a wait beyond the budget reports
 
     # -- control ---------------------------------------------------------------------------
 
@@ -273,10 +275,11 @@ class Engine:
 
     async def _deliver(self, job: _Job) -> EventOutcome:
         retries = 0
+        gate = self.gate
         while True:
-            epoch = await self._wait(None)
-            if epoch is None:
-                return self._unfinished(job)
+            ticket = await self._admit(job)
+            if not isinstance(ticket, Ticket):
+                return ticket
             job.attempts += 1
             self.summary.attempts += 1
             if job.attempts == 1:
@@ -291,19 +294,22 @@ class Engine:
                     except APIError as exc:
                         error = exc
                     else:
-                        self.gate.passed()
+                        gate.on_answer(ticket)
                         return self._outcome(job, "delivered", event_id=event_id)
             finally:
                 self._sending.discard(scope)
             if error is None:  # cancelled on the wire: the server may have applied it
+                gate.on_lost(ticket)
                 return self._outcome(job, "indeterminate")
-            if not isinstance(error, RateLimitError):
-                self.gate.passed()
             if isinstance(error, RateLimitError):
-                outcome = self._rate_limited(job, epoch, error)
+                outcome = await self._rate_limited(job, ticket, error)
                 if outcome is not None:
                     return outcome
                 continue
+            if isinstance(error, APIStatusError):
+                gate.on_answer(ticket)
+            else:
+                gate.on_lost(ticket)
             if isinstance(error, (AuthenticationError, PermissionDeniedError)):
                 if self.summary.stopped_by is None:
                     self.summary.stopped_by = error
@@ -326,41 +332,81 @@ class Engine:
             delay = self.policy.backoff(retries)
             if isinstance(error, APIStatusError) and error.retry_after is not None:
                 delay = max(delay, error.retry_after)
-            if await self._wait(delay) is None:
+            if not await self._sleep(delay):
                 return self._unfinished(job)
 
-    def _rate_limited(self, job: _Job, epoch: int, error: RateLimitError) -> EventOutcome | None:
-        """Tell the gate; the outcome when this event's 429 wait budget is spent, else None."""
-        self.summary.rate_limited += 1
-        backoff = self.policy.backoff(self.gate.streak + 1)
-        wait = self.gate.rate_limited(epoch, error.retry_after, backoff)
-        too_long = error.retry_after is not None and error.retry_after > self.policy.max_retry_after
-        if too_long or job.rate_limit_wait + wait > self.max_rate_limit_wait:
-            return self._outcome(job, "failed", error=error)
-        job.rate_limit_wait += wait
-        return None
+    async def _admit(self, job: _Job) -> Ticket | EventOutcome:
+        """A ticket of the gate, or the outcome when the run stopped or the budget ran out.
 
-    async def _wait(self, delay: float | None) -> int | None:
-        """Sleep ``delay`` (or until the gate admits, when None); None if the run stopped."""
+        The part of the wait the gate spends waiting out 429s (pauses and probes, not pacing)
+        counts against the event's ``max_rate_limit_wait`` once a 429 is known to this run.
+        """
         if self.stopping:
-            return None
-        if delay is None:  # the common case, an unpaced or free gate, needs no cancel scope
-            epoch = self.gate.admit_now()
-            if epoch is not None:
-                return epoch
+            return self._unfinished(job)
+        ticket = self.gate.admit_now()  # the common case needs no cancel scope
+        if ticket is not None:
+            return ticket
+        known = job.last_429 or self._last_429
+        budget = max(self.max_rate_limit_wait - job.rate_limit_wait, 0.0)
         scope = anyio.CancelScope()
         self._waiting.add(scope)
-        result: int | None = None
+        started = anyio.current_time()
         try:
             with scope:
-                if delay is None:
-                    result = await self.gate.admit()
-                else:
-                    await self.pipeline.shim.sleep(delay)
-                    result = 0
+                ticket = await self.gate.admit(budget if known is not None else math.inf)
         finally:
             self._waiting.discard(scope)
-        return None if self.stopping else result
+        if ticket is not None:
+            job.rate_limit_wait += ticket.waited
+        elif known is not None:
+            job.rate_limit_wait += anyio.current_time() - started
+        if self._halted():
+            if ticket is not None:
+                self.gate.on_lost(ticket)
+            return self._unfinished(job)
+        if ticket is None:  # waited its whole budget
+            return self._outcome(job, "failed", error=known)
+        return ticket
+
+    async def _rate_limited(
+        self, job: _Job, ticket: Ticket, error: RateLimitError
+    ) -> EventOutcome | None:
+        """Tell the gate, wait this event's own share; the outcome when its budget is spent."""
+        self.summary.rate_limited += 1
+        job.last_429 = self._last_429 = error
+        retry_after = error.retry_after
+        cap = self.policy.max_retry_after
+        headers = parse_rate_headers(error.response.headers)
+        own = self.gate.on_rate_limited(ticket, retry_after, headers, max_pause=cap)
+        if retry_after is not None and retry_after > cap:
+            return self._outcome(job, "failed", error=error)
+        if job.rate_limit_wait + own > self.max_rate_limit_wait:
+            return self._outcome(job, "failed", error=error)
+        if own > 0:
+            started = anyio.current_time()
+            done = await self._sleep(own)
+            job.rate_limit_wait += anyio.current_time() - started
+            if not done:
+                return self._unfinished(job)
+        if job.rate_limit_wait >= self.max_rate_limit_wait:
+            return self._outcome(job, "failed", error=error)
+        return None
+
+    async def _sleep(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds; False if the run stopped."""
+        if self.stopping:
+            return False
+        scope = anyio.CancelScope()
+        self._waiting.add(scope)
+        try:
+            with scope:
+                await self.pipeline.shim.sleep(delay)
+        finally:
+            self._waiting.discard(scope)
+        return not self._halted()
+
+    def _halted(self) -> bool:
+        return self.stopping
 
     def _unfinished(self, job: _Job) -> EventOutcome:
         return self._outcome(job, "indeterminate" if job.attempts else "not_sent")

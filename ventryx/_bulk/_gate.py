@@ -1,37 +1,183 @@
-"""The rate gate: one per client, shared by every bulk worker (and every concurrent run).
+"""Rate control of bulk emission: the ``Gate`` interface the engine uses, and ``RateGate``.
 
-Unpaced until the first 429. A 429 starts an *episode* (once: answers to requests admitted
-before it belong to it): every worker waits until ``resume_at`` (the server's Retry-After, or
-backoff), and the rate drops to ``BETA`` times the rate the server was accepting. Admission
-then restarts one slot every ``1/rate`` seconds (no burst), the rate climbs back to that
-estimate over ``RECOVER_SECONDS``, then probes above it, slowly at first and faster the longer
-no 429 comes (the shape of TCP CUBIC, which botocore's adaptive mode also uses).
+The interface
+-------------
+The engine asks a gate for a ``Ticket`` before every attempt (``admit_now``, else ``admit``)
+and gives every ticket back exactly once: ``on_answer`` (the server answered, not 429),
+``on_rate_limited`` (a 429) or ``on_lost`` (no answer: connection error, timeout, cancel).
+One gate serves one client and every run on it at once; any object with these members can be
+the gate (the in-process ``RateGate`` here, or one shared between processes).
+
+The controller (``RateGate``)
+-----------------------------
+Designed from what a client can measure; nothing is assumed about the server's capacity.
+
+- **Unpaced until the first 429.** Until the server refuses, the run is limited only by its
+  own concurrency.
+- **Capacity from admissions.** A limit episode starts at a 429 of a request admitted since
+  the last episode. Its *cycle* runs from the previous episode (or the first answer) to this
+  one; what the server admitted over the cycle, divided by its length, is the capacity
+  estimate: at two successive refusals a token bucket is empty and a window is spent, so what
+  got through in between is what the limiter makes available per second. Pacing then restarts
+  at ``BETA`` times that estimate, one admission every ``1/rate`` (no burst), and rises
+  linearly, by ``1 - BETA`` of the estimate per probe period (at least one second and at least
+  ``PROBE_ANSWERS`` admissions), until the next episode measures again.
+- **A pause for everyone.** An episode pauses every worker until its Retry-After (or, when
+  the 429 names none, ``X-RateLimit-Reset`` when the server says nothing remains, else one
+  interval at the new rate). A Retry-After longer than ``max_pause`` (the policy's
+  ``max_retry_after``) fails that event (the engine's call) and is not applied to the gate:
+  one answer must not stall a client for an hour. Episodes with no admission in between back
+  off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` and let one request through per pause, so
+  a server that only answers 429 (even with ``Retry-After: 0``) sees a few requests a second.
+- **Rate limits versus sporadic 429s.** A rate limit's 429s fall when the rate falls; a
+  rate-independent 429 (an overloaded shard, a flaky proxy) does not. After each cut the next
+  cycle is the trial: when the rate was cut by at least ``TRIAL_CUT`` and the 429 share did
+  not fall (within a factor of two), the 429s are background: the cut is undone and their
+  share becomes the background estimate. From then on a 429 starts an episode only when the
+  cycle's 429 share is well above that background; other 429s make only their own event
+  wait (its Retry-After, capped). A 429 saying ``X-RateLimit-Remaining`` > 0 is never a limit.
+- **Concurrency.** Where the server limits requests in service, not requests per second, the
+  capacity estimate is throughput, and pacing below it keeps the count in service below the
+  limit (Little's law); the gate also records the count in flight at each episode and holds
+  in-flight requests below it until a probe period passes without an episode.
 """
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 import anyio
 
-__all__ = ["RateGate", "gate_for"]
+__all__ = ["Gate", "RateGate", "RateHeaders", "Ticket", "gate_for", "parse_rate_headers"]
 
-BETA = 0.93
-RECOVER_SECONDS = 0.5
-PROBE_GAIN = 1.0  # above the estimate: rate * (1 + gain * t**2), t seconds into probing
-HOLDOFF = 1.0  # seconds after an episode's start during which 429s only extend its pause
-MIN_RATE = 1.0
-MIN_SAMPLES = 10  # fewer answers than this in the window: the estimate is a guess
-GUESS_RATE = 20.0  # what a guess is floored at
-_WINDOW = 1.0  # seconds of answers behind the capacity estimate
-_BUCKETS = 10
+BETA = 0.97  # rate after an episode, as a share of the measured capacity
+PROBE_ANSWERS = 50.0  # admissions per probe period at least: one 429 per ~this many answers
+RECENT = 32  # admissions behind the rate measured just before a refusal
+MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
+MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
+MAX_PAUSE = 2.0  # where that floor stops doubling
+MIN_RATE = 0.5  # admissions per second never paced below
+FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
+BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
+BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
+
+
+class Ticket:
+    """One admission. ``epoch`` is the gate's episode count when it was issued, ``issued_at``
+    its time on the gate's clock, ``in_flight`` the count in flight with it; ``waited`` the
+    seconds of its wait that count against the event's ``max_rate_limit_wait`` (pauses
+    after 429s, not pacing); ``data`` is free for a gate's own use. The engine passes a
+    ticket back unchanged, exactly once."""
+
+    __slots__ = ("data", "epoch", "in_flight", "issued_at", "waited")
+
+    def __init__(self, epoch: int, issued_at: float, in_flight: int, data: object = None) -> None:
+        self.epoch = epoch
+        self.issued_at = issued_at
+        self.in_flight = in_flight
+        self.data = data
+        self.waited = 0.0
+
+
+class RateHeaders:
+    """``X-RateLimit-Limit/Remaining/Reset`` of one answer (``None`` where absent)."""
+
+    __slots__ = ("limit", "remaining", "reset")
+
+    def __init__(
+        self, limit: float | None = None, remaining: float | None = None, reset: float | None = None
+    ) -> None:
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
+
+    def __repr__(self) -> str:
+        return f"RateHeaders(limit={self.limit}, remaining={self.remaining}, reset={self.reset})"
+
+
+_EPOCH_SECONDS = 1e9  # a Reset above this is a Unix time, not a delta
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def parse_rate_headers(headers: Mapping[str, str], now: float | None = None) -> RateHeaders | None:
+    """The X-RateLimit headers of an answer, or ``None`` when it has none.
+
+    ``Reset`` is read as seconds from now, or as a Unix time when it is that large.
+    """
+    limit = _number(headers.get("x-ratelimit-limit"))
+    remaining = _number(headers.get("x-ratelimit-remaining"))
+    reset = _number(headers.get("x-ratelimit-reset"))
+    if limit is None and remaining is None and reset is None:
+        return None
+    if reset is not None and reset > _EPOCH_SECONDS:
+        reset = max(reset - (time.time() if now is None else now), 0.0)
+    return RateHeaders(limit, remaining, reset)
+
+
+class Gate(Protocol):
+    """What the bulk engine needs of a rate gate. All times are seconds.
+
+    Every ticket handed out comes back exactly once, through ``on_answer``,
+    ``on_rate_limited`` or ``on_lost``; ``admit`` is called from many tasks of one event loop
+    at once (a gate shared by threads must lock on its own).
+    """
+
+    @property
+    def rate(self) -> float | None:
+        """Admissions per second the gate paces at now; ``None`` while unpaced."""
+        ...
+
+    def admit_now(self) -> Ticket | None:
+        """A ticket if a request may start now, without waiting; else ``None``, nothing taken."""
+        ...
+
+    async def admit(self, budget: float = math.inf) -> Ticket | None:
+        """Wait for this request's turn; ``None`` when the part of the wait spent waiting out
+        429s (not pacing) exceeds ``budget`` seconds. The ticket's ``waited`` says how long
+        that part was."""
+        ...
+
+    def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
+        """The request of ``ticket`` got an answer other than 429: the limiter let it through."""
+        ...
+
+    def on_rate_limited(
+        self,
+        ticket: Ticket,
+        retry_after: float | None,
+        headers: RateHeaders | None = None,
+        *,
+        max_pause: float = math.inf,
+    ) -> float:
+        """The request of ``ticket`` got a 429; returns how long *this* event waits on its own
+        before asking ``admit`` again (everyone's pause is inside ``admit``).
+
+        ``retry_after`` is the server's wait (``None`` when it named none); one longer than
+        ``max_pause`` is not applied to anyone but this event, which the engine fails.
+        """
+        ...
+
+    def on_lost(self, ticket: Ticket) -> None:
+        """The request of ``ticket`` got no answer (connection error, timeout, cancelled)."""
+        ...
 
 
 class RateGate:
-    """Paces admissions and pauses them all after a 429; ``clock``/``sleep`` are injectable."""
+    """The in-process gate (see the module docstring); ``clock``/``sleep`` are injectable."""
 
     def __init__(
         self,
@@ -43,122 +189,373 @@ class RateGate:
         self._sleep = sleep
         self.epoch = 0
         self.episodes = 0
-        self.resume_at = 0.0
-        self._streak = 0  # episodes since the last 2xx: backoff grows with it
-        self._next_slot = 0.0
-        self._floor: float | None = None  # rate right after the last episode
-        self._target = 0.0  # the capacity estimated at the last episode
+        self.resume_at = -math.inf
+        self.in_flight = 0
+        self._window: float | None = None  # in-flight cap at the last episode; None: none
+        self._streak = 0  # episodes since the last admission
+        self._next_slot = -math.inf
+        self._base: float | None = None  # the rate set at the last episode; None: unpaced
+        self._capacity = 0.0  # the capacity measured at the last episode
+        self._probe_from = 0.0  # when pacing at ``_base`` resumed
+        self._probe_period = 1.0
+        self._probing = 0  # a lone request let through after a pause without admissions
+        # Answers, all and per cycle (answers to tickets of the current epoch).
+        self._ok = 0
         self._born: float | None = None
-        self._episode_at = -math.inf
-        self._recover_from = 0.0  # when the last episode's pause ended
-        self._ok = [0] * _BUCKETS
-        self._ok_slot = [0] * _BUCKETS
+        self._cycle_at = 0.0
+        self._cycle_ok0 = 0
+        self._cycle_ok = 0
+        self._cycle_429 = 0
+        self._cycle_top = 0  # the most in flight at the issue of a request admitted this cycle
+        self._latency = 0.0  # mean seconds from admission to answer
+        self._answers = 0
+        self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
+        self._pause_start = 0.0
+        self._pause_total = 0.0
+        self._queue: collections.deque[anyio.Event] = collections.deque()  # waiting admits
+        self._head: anyio.Event | None = None  # set when a ticket comes back
+        self._recent: collections.deque[float] = collections.deque(maxlen=RECENT)
+        self._spent = False  # the last episode needed a second, longer pause
+        # Answers to requests sent while pacing at or below the measured capacity.
+        self._ramp_ok = 0
+        self._ramp_429 = 0
+        self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
+        self._ramp_trigger = False  # the last episode began with a refusal below capacity
+
+    # -- pacing ------------------------------------------------------------------------------
 
     @property
     def rate(self) -> float | None:
-        """Admissions per second now; ``None`` before any 429 (unpaced)."""
-        if self._floor is None:
+        """Admissions per second now; ``None`` before any episode (unpaced)."""
+        base = self._base
+        if base is None:
             return None
-        t = self._clock() - self._recover_from
+        t = self._clock() - self._probe_from
         if t <= 0:
-            return self._floor
-        if t < RECOVER_SECONDS:
-            return self._floor + (self._target - self._floor) * t / RECOVER_SECONDS
-        probe = t - RECOVER_SECONDS
-        return self._target * (1.0 + PROBE_GAIN * probe * probe)
+            return base
+        period = self._probe_period
+        if t <= period:  # back up to the measured capacity, linearly
+            return base + (self._capacity - base) * t / period
+        # Past it: probe for more, slowly at first (a limit measured right is just above),
+        # then faster (one measured short is found in a few periods): +6% after one period,
+        # +30% after two, x2 after three.
+        x = (t - period) / period
+        return self._capacity * (1.0 + (1.0 - BETA) * (x + x * x * x))
 
-    def admit_now(self) -> int | None:
-        """``admit`` without waiting: the epoch if a slot is free now, else None (nothing taken)."""
-        now = self._clock()
-        if self.resume_at > now:
+    @property
+    def window(self) -> float | None:
+        """Requests in flight allowed now; ``None`` when only the rate limits.
+
+        Set just below the count in flight at an episode's 429, it grows by one per probe
+        period.
+        """
+        if self._window is None or self._base is None:
             return None
+        t = max(self._clock() - self._probe_from, 0.0)
+        rate = self.rate or self._base
+        return self._window * rate / self._base + t / self._probe_period
+
+    def _free(self) -> bool:
+        if self._streak and self._probing:
+            return False
+        window = self.window
+        return window is None or self.in_flight < window
+
+    def _issue(self, now: float) -> Ticket:
+        if self._spell[0] == math.inf:
+            self._spell = (now, 0)
+        self.in_flight += 1
+        probe = bool(self._streak)
+        if probe:
+            self._probing += 1
+        return Ticket(self.epoch, now, self.in_flight, probe)
+
+    def _take_slot(self, now: float) -> bool:
+        """Whether a request may start at ``now``; if so its slot is taken."""
+        if self.resume_at > now or not self._free():
+            return False
         rate = self.rate
         if rate is not None:
             if self._next_slot > now:
-                return None
-            self._next_slot = now + 1.0 / rate
-        return self.epoch
+                return False
+            # A late wake-up keeps to the grid, but the next slot is never closer than half
+            # an interval: no bursts.
+            self._next_slot = max(self._next_slot + 1.0 / rate, now + 0.5 / rate)
+        return True
 
-    async def admit(self) -> int:
-        """Wait for this worker's turn; returns the epoch to pass to ``rate_limited``."""
-        while True:
-            now = self._clock()
-            epoch = self.epoch
-            start = max(now, self.resume_at)
-            rate = self.rate
-            if rate is not None:
-                start = max(start, self._next_slot)
-                self._next_slot = start + 1.0 / rate
-            if start > now:
-                await self._sleep(start - now)
-                if epoch != self.epoch:  # a 429 came while waiting: queue again behind it
-                    continue
-            return epoch
+    def admit_now(self) -> Ticket | None:
+        now = self._clock()
+        if self._queue or not self._take_slot(now):
+            return None
+        return self._issue(now)
 
-    def passed(self) -> None:
-        """Count an answer other than 429 (the limiter let it through) and end a 429 streak."""
+    async def admit(self, budget: float = math.inf) -> Ticket | None:
+        # Waiters queue (FIFO); only the head watches the clock, so a slot is taken at the
+        # rate of the moment it is used, not of the moment it was asked for. Time the gate
+        # spends paused while a request waits counts against its ``budget``; pacing does not.
+        turn = anyio.Event()
+        self._queue.append(turn)
+        paused0 = self._paused(self._clock())
+        try:
+            while self._queue[0] is not turn:
+                now = self._clock()
+                left = budget - (self._paused(now) - paused0)
+                if left <= 0:
+                    return None
+                timeout = min(left, self.resume_at - now) if self.resume_at > now else 1.0
+                with anyio.move_on_after(timeout):
+                    await turn.wait()
+            while True:
+                now = self._clock()
+                waited = self._paused(now) - paused0
+                if self._take_slot(now):
+                    ticket = self._issue(now)
+                    ticket.waited = waited
+                    return ticket
+                if waited >= budget:
+                    return None
+                start = max(now, self.resume_at)
+                rate = self.rate
+                if rate is not None:
+                    start = max(start, self._next_slot)
+                if self.resume_at > now:
+                    start = min(start, now + budget - waited)
+                if not self._free():  # wait for a ticket back, or the window to grow
+                    self._head = anyio.Event()
+                    with anyio.move_on_after(max(start - now, MIN_PAUSE)):
+                        await self._head.wait()
+                    self._head = None
+                else:
+                    await self._sleep(max(start - now, 0.0))
+        finally:
+            head = self._queue[0] is turn
+            self._queue.remove(turn)
+            if head and self._queue:
+                self._queue[0].set()
+
+    def _paused(self, now: float) -> float:
+        """Seconds the gate has spent paused, in all, up to ``now``."""
+        start = self._pause_start
+        return self._pause_total + min(max(now - start, 0.0), max(self.resume_at - start, 0.0))
+
+    def _pause_until(self, now: float, until: float) -> None:
+        """Pause every admission until ``until`` (never shortens a pause)."""
+        if now >= self.resume_at:  # the last pause is over: book it, start another
+            self._pause_total += max(self.resume_at - self._pause_start, 0.0)
+            self._pause_start = now
+        self.resume_at = max(self.resume_at, until)
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def _returned(self, ticket: Ticket) -> None:
+        self.in_flight = max(self.in_flight - 1, 0)
+        if ticket.data is True and self._probing:
+            self._probing -= 1
+        if self._head is not None:
+            self._head.set()
+
+    def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
+        self._returned(ticket)
+        now = self._clock()
+        if self._born is None:
+            self._born = self._cycle_at = now
+        self._ok += 1
         self._streak = 0
-        if self._born is None:  # measure from the first answer, not from connection setup
-            self._born = self._clock()
-        tick = int(self._clock() * _BUCKETS / _WINDOW)
-        i = tick % _BUCKETS
-        if self._ok_slot[i] != tick:
-            self._ok_slot[i] = tick
-            self._ok[i] = 0
-        self._ok[i] += 1
+        self._probing = 0
+        if ticket.epoch == self.epoch:
+            self._cycle_ok += 1
+            self._recent.append(now)
+        if self._in_ramp(ticket):
+            self._ramp_ok += 1
+            if self._ramp_ok + self._ramp_429 > BACKGROUND_MEMORY:  # forget slowly
+                self._ramp_ok //= 2
+                self._ramp_429 //= 2
+            self._unmeasured = None
+        elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
+            self._remeasure(now, now - ticket.issued_at)
+        self._cycle_top = max(self._cycle_top, ticket.in_flight)
+        self._answers += 1
+        weight = max(1.0 / self._answers, 0.05)
+        self._latency += (now - ticket.issued_at - self._latency) * weight
 
-    def accepted(self) -> tuple[int, float]:
-        """Answers that passed over the last window, and its length (shorter while young)."""
+    def on_lost(self, ticket: Ticket) -> None:
+        self._returned(ticket)
+
+    def on_rate_limited(
+        self,
+        ticket: Ticket,
+        retry_after: float | None,
+        headers: RateHeaders | None = None,
+        *,
+        max_pause: float = math.inf,
+    ) -> float:
+        self._returned(ticket)
         now = self._clock()
-        tick = int(now * _BUCKETS / _WINDOW)
-        count = sum(n for n, s in zip(self._ok, self._ok_slot, strict=True) if tick - s < _BUCKETS)
-        born = now if self._born is None else self._born
-        return count, min(_WINDOW, max(now - born, 0.01))
+        if self._born is None:
+            self._born = self._cycle_at = now
+        trusted = retry_after if retry_after is not None and retry_after <= max_pause else None
+        own = 0.0 if trusted is None else trusted
+        if headers is not None and headers.remaining is not None and headers.remaining >= 1:
+            return own  # the server says there is room: not the rate limit
+        if ticket.epoch != self.epoch:  # part of the last episode: it paused everyone already
+            return 0.0
+        self._cycle_429 += 1
+        answers = self._cycle_ok + self._cycle_429
+        ramp = self._in_ramp(ticket)
+        if ramp:
+            self._ramp_429 += 1
+            if self._ramp_429 == BACKGROUND_EVIDENCE and self._streak == 0:
+                # The cuts that got here were for 429s that come whatever the rate: undo
+                # them (a real limit beneath shows as an excess and measures again).
+                self._base = None
+                self._window = None
+                return own
+        background = self.background
+        if background > 0 and self._streak == 0:
+            expected = background * answers
+            if self._cycle_429 <= 2 * expected + 3 * math.sqrt(expected) + 1:
+                return own  # within the background share: this event waits, nobody else
+        if self._streak and self._ramp_trigger and self._ramp_429:
+            self._ramp_429 -= 1  # the limit is still spent: that refusal was no background
+        self._ramp_trigger = ramp
+        self._episode(now, ticket=ticket, trusted=trusted, headers=headers, answers=answers)
+        return 0.0
 
-    def _estimate(self, current: float | None) -> float:
-        count, span = self.accepted()
-        accepted = count / span
-        if count < MIN_SAMPLES:  # too few to measure: guess low, probing finds the rest
-            return max(count / _WINDOW, GUESS_RATE) if current is None else current
-        if current is None:
-            return accepted
-        # Far fewer passed than were sent: a real limit, and ``accepted`` is its measure.
-        # Otherwise (a stray 429) keep the rate; the decrease is then BETA alone.
-        return max(accepted, current / 2) if accepted < current * BETA else current
+    def _in_ramp(self, ticket: Ticket) -> bool:
+        """Whether ``ticket`` was issued while pacing at or below the measured capacity."""
+        start = self._probe_from
+        return self._base is not None and start <= ticket.issued_at <= start + self._probe_period
 
-    def rate_limited(self, epoch: int, retry_after: float | None, backoff: float) -> float:
-        """Record a 429 for a request admitted at ``epoch``; returns the seconds until resume.
+    @property
+    def background(self) -> float:
+        """The share of 429s that come whatever the rate (0 until a few are seen).
 
-        Only the first 429 of an episode lowers the rate; later ones may push ``resume_at``
-        further out if the server asks for more.
+        Measured on requests sent while pacing at or below the capacity last measured, where
+        a rate limit refuses (almost) nothing.
         """
-        now = self._clock()
-        current = self.rate
-        estimate = self._estimate(current) if epoch == self.epoch else 0.0
-        # Within HOLDOFF of the last decrease only clear evidence of a limit decreases again:
-        # a stray 429 must not ratchet the rate down.
-        limited = current is None or estimate < current
-        if epoch == self.epoch and (now - self._episode_at >= HOLDOFF or limited):
+        if self._ramp_429 < BACKGROUND_EVIDENCE:
+            return 0.0
+        return self._ramp_429 / (self._ramp_429 + self._ramp_ok)
+
+    def _remeasure(self, now: float, trip: float) -> None:
+        """An episode came before any admission was measured (all of a round trip's answers
+        arrive at once): the requests still in flight then finish the measurement."""
+        assert self._unmeasured is not None
+        start, ok0 = self._unmeasured
+        span = max(now - start, trip)
+        if span <= 0:
+            return
+        capacity = (self._ok - ok0) / span
+        if capacity > self._capacity:
+            self._capacity = capacity
+            self._base = max(BETA * capacity, MIN_RATE)
+            answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
+            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_at(self._probe_from)
+
+    def _set_rate(self, rate: float | None, capacity: float, now: float) -> None:
+        self._base = rate
+        self._capacity = capacity
+        if rate is not None:
+            answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
+            self._probe_period = max(1.0, answers, 40 * self._latency)
+        self._probe_at(max(now, self.resume_at))
+
+    def _probe_at(self, when: float) -> None:
+        self._probe_from = when
+
+    def _new_cycle(self, now: float) -> None:
+        self._cycle_at = now
+        self._cycle_ok0 = self._ok
+        self._cycle_ok = 0
+        self._cycle_429 = 0
+        self._cycle_top = 0
+
+    def _episode(
+        self,
+        now: float,
+        *,
+        ticket: Ticket,
+        trusted: float | None,
+        headers: RateHeaders | None,
+        answers: int,
+    ) -> None:
+        if self._streak:
+            # No admission since the last episode: the limit is still spent. Keep the rate
+            # and the cycle (it measures from the streak's first episode); back off.
             self.epoch += 1
             self.episodes += 1
             self._streak += 1
-            self._target = max(estimate, MIN_RATE)
-            self._floor = max(self._target * BETA, MIN_RATE)
-            self._episode_at = now
-            wait = backoff if retry_after is None else retry_after
-            self.resume_at = max(self.resume_at, now + wait)
-            self._next_slot = self._recover_from = self.resume_at
+            self._probing = 0
+            self._spent = True
+            if trusted is not None:
+                pause = trusted
+            elif headers is not None and headers.reset is not None and headers.remaining == 0:
+                pause = headers.reset
+            else:
+                pause = 0.0
+            floor = min(MIN_PAUSE * math.pow(2.0, self._streak - 2), MAX_PAUSE)
+            self._pause_until(now, now + max(pause, floor))
+            self._next_slot = self.resume_at
+            spell_at, spell_ok = self._spell
+            if pause > 0 and self._base is not None and self.resume_at > spell_at:
+                # What got through since the limit last had room, to when the server says it
+                # has room again: a window's count over its length.
+                capacity = (self._ok - spell_ok) / (self.resume_at - spell_at)
+                if 0 < capacity < self._capacity:
+                    self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
+            self._spell = (self.resume_at, self._ok)
+            self._probe_at(self.resume_at)
+            return
+        # Answers of one round trip can all come at once: a cycle is at least one.
+        span = max(now - self._cycle_at, self._latency, now - ticket.issued_at)
+        admitted = self._ok - self._cycle_ok0
+        before = self.rate
+        capacity = admitted / span if span > 0 and admitted > 0 else 0.0
+        # The cycle's average misses what a limiter that refills at once (a small bucket)
+        # offered while the client paced below it; the admissions just before the refusal,
+        # paced and refused only now, measure it directly. Not after a limit that stayed
+        # spent past the first short pause (a window): the client's pace then says nothing.
+        recent = [t for t in self._recent if t >= self._cycle_at]
+        paced = before is not None and not self._spent
+        if paced and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
+            capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
+        self._spent = False
+        if before is None and admitted == 0:
+            # Refused before anything was measured: one request per round trip to start
+            # with; the answers still in flight measure the rest (``_remeasure``).
+            rate = 1.0 / span if span > 0 else MIN_RATE
+        elif before is None:
+            offered = answers / span if span > 0 else capacity
+            rate = min(BETA * capacity, FIRST_CUT * offered) if offered > 0 else MIN_RATE
         else:
-            wait = backoff if retry_after is None else retry_after
-            if now + wait > self.resume_at:
-                self.epoch += 1  # workers already waiting for a slot queue again behind it
-                self.resume_at = now + wait
-                self._next_slot = self.resume_at
-        return max(self.resume_at - now, 0.0)
+            rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
+        rate = max(rate, MIN_RATE)
+        cold = before is None and admitted == 0
+        self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
+        self.epoch += 1
+        self.episodes += 1
+        self._streak = 1
+        self._probing = 0
+        if ticket.in_flight > self._cycle_top > 0:
+            # Refused with more in flight than any admitted: maybe a limit on requests in
+            # service. Hold in flight at what worked, or what the new rate needs if more.
+            self._window = float(max(self._cycle_top, math.ceil(rate * self._latency) + 1))
+        else:
+            self._window = None
+        # The first pause of an episode is one interval at the new rate, whatever the 429
+        # says: whole-second Retry-Afters and Resets round a bucket's milliseconds up to a
+        # second. The one request let through then tells: a second refusal in a row waits
+        # the server's time in full.
+        pause = 1.0 / rate
+        self._pause_until(now, now + pause)
+        self._next_slot = self.resume_at
+        self._set_rate(rate, max(capacity, rate), now)
+        self._new_cycle(now)
 
     @property
     def streak(self) -> int:
-        """Consecutive episodes without a 2xx between them (1 during the first)."""
+        """Consecutive episodes without an admission between them."""
         return self._streak
 
 

@@ -15,9 +15,9 @@ from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
 
-__all__ = ["Events", "run_emit_many"]
+__all__ = ["EventSource", "run_emit_many"]
 
-Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
+EventSource: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
 
 # More workers than this only add memory and scheduling: the server paces a run long before.
 MAX_CONCURRENCY = 1024
@@ -32,7 +32,7 @@ def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
 
 async def run_emit_many(
     pipeline: Pipeline,
-    events: Events,
+    events: EventSource,
     *,
     concurrency: int,
     max_retries: int | None,
@@ -125,7 +125,7 @@ async def run_emit_many(
     return summary
 
 
-async def _drive(engine: Engine, events: Events) -> None:
+async def _drive(engine: Engine, events: EventSource) -> None:
     """Run the engine; a cancel of the caller interrupts it, waits for it to settle, propagates."""
     done = anyio.Event()
 

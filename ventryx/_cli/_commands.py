@@ -13,7 +13,6 @@ from typing import Any, cast
 from ventryx._cli._output import UsageError, print_event, print_json, print_workflow
 from ventryx._client import AsyncVentryx
 from ventryx._constants import API_KEY_ENV
-from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPager
 
 __all__ = [
@@ -200,7 +199,3 @@ async def events_emit(args: argparse.Namespace) -> int:
     else:
         print_event(event)
     return 0
-
-
-# Re-exported for the error boundary in _app.
-INPUT_ERRORS = (UsageError, InvalidInputError)

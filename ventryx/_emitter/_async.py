@@ -53,7 +53,7 @@ from ventryx._errors import (
 from ventryx._logging import logger
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline, new_idempotency_key
-from ventryx.resources.events import event_body
+from ventryx._validation import event_body
 
 if TYPE_CHECKING:
     from ventryx._bulk._transport import AiohttpSender

@@ -17,7 +17,8 @@ from ventryx._constants import (
 )
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
+from ventryx._validation import event_body, non_empty_str, path_segment
+from ventryx.resources._base import AsyncResource
 
 if TYPE_CHECKING:
     from ventryx._bulk._results import (
@@ -32,14 +33,6 @@ if TYPE_CHECKING:
     from ventryx.models import Event
 
 __all__ = ["AsyncEvents"]
-
-
-def event_body(type: object, data: object) -> dict[str, Any]:
-    """The JSON body of one event, checked: a non-empty ``type`` and an object ``data``."""
-    body: dict[str, Any] = {"type": non_empty_str(type, "type")}
-    if data is not None:
-        body["data"] = mapping_of(data, "data")
-    return body
 
 
 class AsyncEvents(AsyncResource):

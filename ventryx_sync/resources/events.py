@@ -176,10 +176,12 @@ class Events:
         not delivered (delivered ones go only to ``on_result``).
         """
         from ventryx._bulk._blocking import emit_many_blocking
+        from ventryx._client import make_async_http_client
 
         options = self._inner._pipeline.options  # pyright: ignore[reportPrivateUsage]
         return emit_many_blocking(
             options,
+            make_async_http_client,
             events=events,
             concurrency=concurrency,
             max_retries=max_retries,

@@ -1,0 +1,73 @@
+"""Rate control over real HTTP: the stall, flood and poisoning cases of issue 13.
+
+Through ``AsyncVentryx`` and the sync ``ventryx_sync.Ventryx`` (the ``client_kind``
+parameter), on asyncio and trio, against the local server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit
+
+pytestmark = pytest.mark.anyio
+ROUTE = "POST /v1/events"
+
+
+def items(n: int, prefix: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "rc.test", "data": {"run": prefix, "i": i}, "key": f"{prefix}-{i}"}
+        for i in range(n)
+    ]
+
+
+def applied_once(server: LocalServer, delivered: int) -> None:
+    assert server.ledger.duplicates == 0
+    assert len(server.ledger.events) == delivered
+
+
+@pytest.mark.parametrize("huge", ["1e308", "3600", "Fri, 01 Jan 2100 00:00:00 GMT"])
+async def test_a_huge_retry_after_fails_its_event_and_stalls_nothing(
+    make_client: Any, server: LocalServer, huge: str
+) -> None:
+    server.configure(
+        faults=[FaultRule(ROUTE, fault=Fault("rate_limited", retry_after=huge), probability=0.2)]
+    )
+    client = make_client()
+    first = await client.events.emit_many(items(60, "a"), concurrency=8)
+    assert first.failed > 0  # those asked to wait beyond max_retry_after
+    assert first.delivered + first.failed == 60
+    # The gate was not paused for an hour: a second run on the same client goes through.
+    server.configure(faults=[])
+    second = await client.events.emit_many(items(40, "b"), concurrency=8)
+    assert second.delivered == 40
+    applied_once(server, first.delivered + 40)
+
+
+async def test_429_forever_with_retry_after_zero_is_bounded(
+    make_client: Any, server: LocalServer
+) -> None:
+    server.configure(
+        faults=[FaultRule(ROUTE, fault=Fault("rate_limited", retry_after="0"), probability=1.0)]
+    )
+    client = make_client()
+    summary = await client.events.emit_many(items(20, "f"), concurrency=8, max_rate_limit_wait=0.5)
+    assert summary.failed == 20  # max_rate_limit_wait ended every event
+    # A few requests a second at most: the floor doubles from 50 ms, one probe per pause.
+    assert server.ledger.rate_limited <= 8 + 20
+    assert server.app.event_count == 0
+
+
+async def test_sporadic_429s_do_not_ratchet_the_rate_down(
+    make_client: Any, server: LocalServer
+) -> None:
+    server.configure(
+        rate_limit=RateLimit(shape="sporadic", probability=0.05, sporadic_wait=0.001, seed=3)
+    )
+    client = make_client()
+    summary = await client.events.emit_many(items(400, "s"), concurrency=16)
+    assert summary.delivered == 400
+    assert summary.rate_limited > 0
+    applied_once(server, 400)

@@ -1,0 +1,150 @@
+"""The simulated sweep of limiter shapes (virtual clock, the real engine and gate).
+
+Asserted at every point: nothing lost or duplicated, every event settled, no run stalled
+past its wait budget. The throughput targets of issue 13 (>= 0.95 R, <= 5% 429s, ...) are
+measured by the same harness (``python tests/_ratesim.py``) and not yet met at every point:
+see the rate-control notes in ``docs/RATE_CONTROL.md``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from _ratesim import OldGateAdapter, Result, events_for, misses, simulate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, RateLimit
+
+pytestmark = pytest.mark.filterwarnings("ignore::ventryx.InsecureBaseURLWarning")
+
+FORMS = st.sampled_from(RETRY_AFTER_FORMS)
+
+
+@st.composite
+def limits(draw: st.DrawFn) -> tuple[RateLimit, int, float]:
+    shape = draw(
+        st.sampled_from(
+            ["token_bucket", "fixed_window", "sliding_window", "concurrency", "sporadic"]
+        )
+    )
+    latency = draw(st.sampled_from([0.0, 0.005, 0.05, 0.2]))
+    concurrency = draw(st.sampled_from([1, 8, 64, 256]))
+    form = draw(FORMS)
+    headers = draw(st.booleans())
+    rate = draw(st.sampled_from([5.0, 50.0, 500.0, 5000.0]))
+    if shape == "token_bucket":
+        burst = draw(st.integers(1, max(1, int(2 * rate))))
+        limit = RateLimit(rate, burst=burst, retry_after=form, rate_headers=headers)
+    elif shape in ("fixed_window", "sliding_window"):
+        window = draw(st.sampled_from([0.1, 1.0, 10.0, 60.0]))
+        rate = min(rate, 2000.0 / window)  # at most 2,000 a window: the run stays small
+        limit = RateLimit(rate, shape=shape, window=window, retry_after=form, rate_headers=headers)
+    elif shape == "concurrency":
+        limit = RateLimit(
+            shape="concurrency",
+            max_in_service=draw(st.sampled_from([1, 4, 32, 256])),
+            latency=max(latency, 0.01),
+            retry_after=form,
+            rate_headers=headers,
+        )
+    else:
+        limit = RateLimit(
+            shape="sporadic", probability=draw(st.sampled_from([0.0, 0.05, 0.2, 0.3])),
+            retry_after=form, latency=latency, sporadic_wait=0.01,
+        )  # fmt: skip
+    return limit, concurrency, latency
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=limits())
+def test_sweep_every_event_settles_exactly_once(case: tuple[RateLimit, int, float]) -> None:
+    limit, concurrency, latency = case
+    events = 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = simulate(
+            limit,
+            events=events,
+            concurrency=concurrency,
+            latency=latency,
+            max_rate_limit_wait=120.0,
+        )
+    s = result.summary
+    assert s.pulled == events
+    assert s.delivered + s.failed == events, s
+    assert all(n == 1 for n in result.applied.values())  # nothing applied twice
+    assert len(result.applied) == s.delivered  # every delivered one applied
+
+
+# Points where the issue 13 targets are asserted (virtual time: deterministic, no wall time).
+# Every Retry-After form on the bucket that failed most (R=200, burst 1), a large and a small
+# burst, latency, a concurrency limit, windows. The sweep above asserts the invariants on the
+# whole space; the points of the space where targets are still missed are listed in
+# docs/RATE_CONTROL.md.
+TARGET_POINTS = [
+    pytest.param(RateLimit(200, burst=1, retry_after=form), 64, 0.01, id=f"bucket-200-b1-{form}")
+    for form in RETRY_AFTER_FORMS
+] + [
+    pytest.param(
+        RateLimit(200, burst=1, retry_after="absent", rate_headers=False), 64, 0.01,
+        id="bucket-200-b1-no-headers-at-all",
+    ),
+    pytest.param(RateLimit(50, burst=1), 16, 0.01, id="bucket-50-b1"),
+    pytest.param(RateLimit(500, burst=400), 64, 0.01, id="bucket-500-b400"),
+    pytest.param(RateLimit(1000, burst=10), 64, 0.02, id="bucket-1000-b10-latency-20ms"),
+    pytest.param(
+        RateLimit(shape="concurrency", max_in_service=4, latency=0.02), 64, 0.01,
+        id="concurrency-4x20ms",
+    ),
+]  # fmt: skip
+
+
+def run(limit: RateLimit, concurrency: int, latency: float, **kwargs: object) -> Result:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return simulate(
+            limit,
+            events=events_for(limit, concurrency, latency),
+            concurrency=concurrency,
+            latency=latency,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize(("limit", "concurrency", "latency"), TARGET_POINTS)
+def test_targets(limit: RateLimit, concurrency: int, latency: float) -> None:
+    result = run(limit, concurrency, latency)
+    assert misses(limit, concurrency, latency, result) == []
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2])
+def test_sporadic_429s_cost_little_throughput(p: float) -> None:
+    def answers_per_second(probability: float) -> float:
+        limit = RateLimit(shape="sporadic", probability=probability, sporadic_wait=0.001)
+        result = simulate(limit, events=8000, concurrency=64, latency=0.02)
+        assert result.summary.delivered == 8000
+        return result.attempts / result.elapsed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert answers_per_second(p) >= 0.9 * answers_per_second(0.0)
+
+
+def test_the_old_gate_misses_targets_the_new_one_meets() -> None:
+    """The sweep can fail: git's original gate misses at points the new gate passes."""
+    for limit in (
+        RateLimit(200, burst=1, retry_after="seconds"),
+        RateLimit(200, burst=1, retry_after="fractional"),
+    ):
+        old = run(limit, 64, 0.01, gate_factory=OldGateAdapter)
+        assert misses(limit, 64, 0.01, old) != []
+    sporadic = RateLimit(shape="sporadic", probability=0.05, sporadic_wait=0.001)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = simulate(
+            sporadic, events=1000, concurrency=64, latency=0.02, gate_factory=OldGateAdapter
+        )
+        new = simulate(sporadic, events=1000, concurrency=64, latency=0.02)
+    assert old.elapsed > 1.5 * new.elapsed  # the old gate ratchets down on sporadic 429s
