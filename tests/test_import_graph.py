@@ -21,10 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "ventryx"
-# Edges left out of the check, each a known cycle waiting for its fix (remove the entry then).
-# _deadline imports _sockets inside a function (httpcore loads late) and _sockets imports
-# _deadline's deadline: the two are one concern split in two modules (issue 14's transport).
-KNOWN_CYCLE_EDGES = {("ventryx._deadline", "ventryx._sockets")}
 
 
 def module_name(path: Path) -> str:
@@ -76,7 +72,7 @@ def import_graph() -> dict[str, set[str]]:
                     f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names
                 ]
             edges.update(t for t in targets if t in paths and t != name)
-        graph[name] = {e for e in edges if (name, e) not in KNOWN_CYCLE_EDGES}
+        graph[name] = set(edges)
     return graph
 
 

@@ -9,8 +9,8 @@ and a cap on the decoded bytes of its answer:
 - ``BlockingShim`` cannot cancel a blocking read, so every read, write, connect and TLS
   handshake of the sockets under the client is clamped to the time left (``DeadlineBackend``,
   a wrapper of httpcore's network backend, reading the deadline from a context variable the
-  shim sets around the send). The request's own timeouts (pool wait included) are clamped too,
-  and the deadline is checked between body chunks.
+  shim sets around the send, installed by ``ventryx/_sockets.py``). The request's own timeouts
+  (pool wait included) are clamped too, and the deadline is checked between body chunks.
 
 The body is read raw and decoded here (gzip, deflate, identity), with the output of each
 decompression step limited to what is left of the cap, so a gzip bomb costs at most the cap.
@@ -33,7 +33,6 @@ __all__ = [
     "DeadlineExceeded",
     "clamp_timeouts",
     "current_deadline",
-    "install_deadline_backend",
     "remaining",
     "set_content",
 ]
@@ -74,17 +73,6 @@ def clamp_timeouts(request: httpx.Request, deadline: float | None) -> None:
         value = original.get(phase)
         clamped[phase] = left if value is None else min(left, value)
     request.extensions = {**request.extensions, "timeout": clamped, _ORIGINAL: original}
-
-
-def install_deadline_backend(client: httpx.Client) -> bool:
-    """Wrap the network backend of every httpcore pool under ``client``; True if all were.
-
-    Works for ``httpx.HTTPTransport`` (the default, also behind ``proxy=``/``mounts=``); a
-    custom transport is left alone (its reads are only bounded by the clamped timeouts).
-    """
-    from ventryx._sockets import wrap_pools  # noqa: PLC0415 - httpcore loads anyio
-
-    return wrap_pools(client)
 
 
 class _Stage:

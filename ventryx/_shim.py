@@ -22,12 +22,22 @@ from ventryx._deadline import (
     DeadlineExceeded,
     clamp_timeouts,
     current_deadline,
-    install_deadline_backend,
     remaining,
     set_content,
 )
 
 __all__ = ["AsyncShim", "BlockingShim", "Shim"]
+
+
+def install_deadline_backend(client: httpx.Client) -> bool:
+    """Wrap the network backend of every httpcore pool under ``client``; True if all were.
+
+    Works for ``httpx.HTTPTransport`` (the default, also behind ``proxy=``/``mounts=``); a
+    custom transport is left alone (its reads are only bounded by the clamped timeouts).
+    """
+    from ventryx._sockets import wrap_pools  # noqa: PLC0415 - httpcore loads anyio
+
+    return wrap_pools(client)
 
 
 class Shim(Protocol):
