@@ -145,11 +145,11 @@ async def test_a_timed_out_post_still_in_flight_is_applied_once(
 ) -> None:
     # Attempt 1 times out while the server still holds it; the retries meet 409
     # idempotency_conflict until it completes, then get its stored response.
-    _script(server, EMIT, Fault("delay", delay=0.6))
+    _script(server, EMIT, Fault("delay", delay=1.2))
     client = make_client(
         max_retries=8,
-        timeout=0.2,
-        retry_policy=ventryx.RetryPolicy(initial_delay=0.1, max_delay=0.2),
+        timeout=0.25,
+        retry_policy=ventryx.RetryPolicy(initial_delay=0.05, max_delay=0.2),
     )
     event = await client.events.emit(type="t", data={"slow": True})
     statuses = [r.status for r in server.ledger.requests]
