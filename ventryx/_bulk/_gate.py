@@ -62,6 +62,7 @@ MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
 MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
 MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
+SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
 BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
@@ -219,6 +220,7 @@ class RateGate:
         # Answers to requests sent while pacing at or below the measured capacity.
         self._ramp_ok = 0
         self._ramp_429 = 0
+        self._slow = False  # the last measure rests on too few admissions: slow start
         self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
 
@@ -233,6 +235,8 @@ class RateGate:
         t = self._clock() - self._probe_from
         if t <= 0:
             return base
+        if self._slow:  # measured on a handful of answers: double every round trip
+            return base * math.pow(2.0, t / max(self._latency, MIN_PAUSE))
         period = self._probe_period
         if t <= period:  # back up to the measured capacity, linearly
             return base + (self._capacity - base) * t / period
@@ -446,11 +450,13 @@ class RateGate:
         if span <= 0:
             return
         capacity = (self._ok - ok0) / span
+        if self._ok - ok0 >= SLOW_START_SAMPLES:
+            self._slow = False
         if capacity > self._capacity:
             self._capacity = capacity
             self._base = max(BETA * capacity, MIN_RATE)
             answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
             self._probe_at(self._probe_from)
 
     def _set_rate(self, rate: float | None, capacity: float, now: float) -> None:
@@ -458,7 +464,7 @@ class RateGate:
         self._capacity = capacity
         if rate is not None:
             answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
         self._probe_at(max(now, self.resume_at))
 
     def _probe_at(self, when: float) -> None:
@@ -518,8 +524,12 @@ class RateGate:
         # spent past the first short pause (a window): the client's pace then says nothing.
         recent = [t for t in self._recent if t >= self._cycle_at]
         paced = before is not None and not self._spent
+        samples = admitted
         if paced and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
             capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
+            samples = max(samples, len(recent))
+        # Slow start only from the cold start's measure; later ones build on earlier ones.
+        self._slow = before is None and samples < SLOW_START_SAMPLES
         self._spent = False
         if before is None and admitted == 0:
             # Refused before anything was measured: one request per round trip to start
