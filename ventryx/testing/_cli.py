@@ -8,7 +8,7 @@ from typing import Any
 
 from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
 from ventryx.testing._faults import FAULT_KINDS, Fault, FaultRule
-from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, SHAPES, RateLimit
+from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, SHAPES, RateLimit, Shape
 from ventryx.testing._server import serve_forever
 
 __all__ = ["add_server_arguments", "config_from_args", "parse_fault", "serve_forever"]
@@ -146,7 +146,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """The ``ServerConfig`` the parsed options describe."""
-    shape = args.limiter or ("token_bucket" if args.rate_limit is not None else None)
+    shape: Shape | None = args.limiter or ("token_bucket" if args.rate_limit is not None else None)
     rate_limit = None
     if shape is not None:
         try:
