@@ -209,7 +209,29 @@ def run(quick: bool) -> dict[str, Any]:
     table = markdown(report)
     (RESULTS / "RATECONTROL.md").write_text(table)
     print(table)
+    splice(table)
     return report
+
+
+BEGIN, END = "<!-- ratecontrol:begin -->", "<!-- ratecontrol:end -->"
+
+
+def splice(table: str) -> None:
+    """Put the table at the end of PERFORMANCE.md and of the README's Performance section."""
+    performance = RESULTS / "PERFORMANCE.md"
+    if performance.exists():
+        text = performance.read_text()
+        if BEGIN in text:
+            text = text[: text.index(BEGIN)].rstrip("\n") + "\n"
+        performance.write_text(f"{text}\n{BEGIN}\n{table}{END}\n")
+    readme = Path(__file__).parent.parent / "README.md"
+    text = readme.read_text()
+    end = text.find("<!-- performance:end -->")
+    if end < 0:
+        return
+    start = text.find("### Rate control", 0, end)
+    head = (text[:start] if start >= 0 else text[:end]).rstrip("\n") + "\n"
+    readme.write_text(f"{head}\n{table}{text[end:]}")
 
 
 def _log(item: object) -> None:
