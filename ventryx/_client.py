@@ -10,9 +10,12 @@ from ventryx import _constants as C
 from ventryx._logging import setup_from_env
 from ventryx._options import (
     ClientOptions,
+    check_call_timeout,
     check_headers,
+    check_max_response_bytes,
     check_max_retries,
     check_query,
+    check_retry_policy,
     resolve_options,
     resolve_timeout,
 )
@@ -43,6 +46,11 @@ class AsyncVentryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+
+    ``timeout`` bounds each attempt as a whole (the largest of its phases for an
+    ``httpx.Timeout``), however slowly the server trickles its answer; ``call_timeout`` bounds
+    a whole call, every attempt and every wait between them (``None``: only the attempts are
+    bounded). ``max_response_bytes`` caps one answer, counted decoded (default 8 MiB).
     """
 
     workflows: AsyncWorkflows
@@ -59,6 +67,8 @@ class AsyncVentryx:
         default_headers: Headers | None = None,
         default_query: Query | None = None,
         http_client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
     ) -> None:
         setup_from_env()
         options = resolve_options(
@@ -69,12 +79,18 @@ class AsyncVentryx:
             retry_policy=retry_policy,
             default_headers=default_headers,
             default_query=default_query,
+            max_response_bytes=max_response_bytes,
+            call_timeout=call_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 "http_client must be an httpx.AsyncClient (use ventryx_sync for httpx.Client)"
             )
-        shim = AsyncShim(http_client or make_async_http_client(options), owned=http_client is None)
+        shim = AsyncShim(
+            http_client or make_async_http_client(options),
+            owned=http_client is None,
+            factory=lambda: make_async_http_client(options),  # a fresh pool on another loop
+        )
         self._bind(Pipeline(shim, options), owner=True)
 
     def _bind(self, pipeline: Pipeline, *, owner: bool) -> None:
@@ -117,11 +133,14 @@ class AsyncVentryx:
         retry_policy: RetryPolicy | None = None,
         default_headers: Headers | None = None,
         default_query: Query | None = None,
+        max_response_bytes: int | None = None,
+        call_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> AsyncVentryx:
         """A copy with some settings changed, sharing this client's connection pool.
 
         Closing the copy does not close the pool; closing the original does.
         """
+        check_retry_policy(retry_policy)
         current = self._pipeline.options
         key, url = current.api_key, current.base_url
         if api_key is not None or base_url is not None:
@@ -148,6 +167,16 @@ class AsyncVentryx:
                 **check_headers(default_headers, "default_headers"),
             },
             default_query={**current.default_query, **check_query(default_query, "default_query")},
+            max_response_bytes=(
+                current.max_response_bytes
+                if max_response_bytes is None
+                else check_max_response_bytes(max_response_bytes)
+            ),
+            call_timeout=(
+                current.call_timeout
+                if isinstance(call_timeout, NotGiven)
+                else check_call_timeout(call_timeout)
+            ),
         )
         return type(self)._from_pipeline(self._pipeline.with_options(options), owner=False)
 

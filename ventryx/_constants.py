@@ -11,6 +11,11 @@ LOG_ENV = "VENTRYX_LOG"
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RETRIES = 2
+# The longest timeout accepted (a socket takes no more than a C timeval holds; a day is ample).
+MAX_TIMEOUT = 86_400.0
+# The largest answer read (decoded bytes; gzip bombs stop here). A page of 100 big events
+# may need more: AsyncVentryx(max_response_bytes=...).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 # httpx's own defaults (100 connections, 20 kept alive). More pooled connections look
 # cheaper but are not: httpcore scans every pooled connection for every queued request, and
 # 256/128 measured 4.5x slower than these at 64 concurrent requests (benchmarks/). Concurrent
@@ -23,6 +28,9 @@ MAX_RETRY_DELAY = 8.0
 RETRY_JITTER = 0.25
 # A Retry-After beyond this is not waited out: the RateLimitError reaches the caller instead.
 MAX_RETRY_AFTER = 60.0
+# A Retry-After longer than this (thousands of digits, a year past 9999) counts as this,
+# about 317 years: far over any max_retry_after, so the RateLimitError goes to the caller.
+RETRY_AFTER_CEILING = 1e10
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RATE_LIMIT_CODE = "rate_limit_exceeded"
