@@ -75,6 +75,7 @@ MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
 MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
 MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
+MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float overflow)
 SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
@@ -249,7 +250,7 @@ class RateGate:
         if t <= 0:
             return base
         if self._slow:  # measured on a handful of answers: double every round trip
-            return base * math.pow(2.0, t / max(self._latency, MIN_PAUSE))
+            return base * math.pow(2.0, min(t / max(self._latency, MIN_PAUSE), MAX_DOUBLINGS))
         period = self._probe_period
         if t <= period:  # back up to the measured capacity, linearly
             return base + (self._capacity - base) * t / period
@@ -257,6 +258,7 @@ class RateGate:
         # then faster (one measured short is found in a few periods): +6% after one period,
         # +30% after two, x2 after three.
         x = (t - period) / period
+        x = min(x, MAX_DOUBLINGS)
         return self._capacity * (1.0 + (1.0 - BETA) * (x + x * x * x))
 
     @property
