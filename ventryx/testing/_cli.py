@@ -161,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
                 sporadic_wait=args.sporadic_wait,
                 latency=args.latency,
                 rate_headers=not args.no_rate_headers,
-                seed=args.seed,
+                seed=args.seed if shape == "sporadic" else 0,
             )
         except ValueError as exc:
             raise SystemExit(f"bad limiter options: {exc}") from None
