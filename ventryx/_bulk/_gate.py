@@ -79,6 +79,7 @@ MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float ove
 SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
+BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
 BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 
 
@@ -454,7 +455,9 @@ class RateGate:
         """
         if self._ramp_429 < BACKGROUND_EVIDENCE:
             return 0.0
-        return self._ramp_429 / (self._ramp_429 + self._ramp_ok)
+        share = self._ramp_429 / (self._ramp_429 + self._ramp_ok)
+        # More than that refused below capacity is no background but a limit measured high.
+        return share if share <= BACKGROUND_MAX else 0.0
 
     def _remeasure(self, now: float, trip: float) -> None:
         """An episode came before any admission was measured (all of a round trip's answers
@@ -509,6 +512,7 @@ class RateGate:
             self._streak += 1
             self._probing = 0
             self._spent = True
+            self._slow = False  # refused again at once: slow start is over
             if trusted is not None:
                 pause = trusted
             elif headers is not None and headers.reset is not None and headers.remaining == 0:
