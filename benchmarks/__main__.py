@@ -158,7 +158,16 @@ def _markdown(rows: Sequence[Row], report: dict[str, Any]) -> str:
         f"{render_table(rows, markdown=True)}\n\n"
         "![requests/s against concurrency](concurrency.png)\n\n"
         "How to run and how to read these figures: `benchmarks/README.md`.\n"
+        + _ratecontrol_section()
     )
+
+
+def _ratecontrol_section() -> str:
+    """The last ``benchmarks.bench_ratecontrol`` table, kept when PERFORMANCE.md is rewritten."""
+    table = RESULTS / "RATECONTROL.md"
+    if not table.exists():
+        return ""
+    return f"\n<!-- ratecontrol:begin -->\n{table.read_text()}<!-- ratecontrol:end -->\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
