@@ -11,7 +11,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import httpx
 
@@ -22,8 +22,13 @@ class Shim(Protocol):
     """What the request pipeline needs from a transport."""
 
     @property
-    def client(self) -> httpx.Client | httpx.AsyncClient:
-        """The httpx client whose default headers and query parameters every request gets."""
+    def headers(self) -> httpx.Headers:
+        """The default headers every request starts from (an httpx client's own)."""
+        ...
+
+    @property
+    def params(self) -> httpx.QueryParams:
+        """The default query parameters every request gets."""
         ...
 
     async def send(self, request: httpx.Request) -> httpx.Response: ...
@@ -36,7 +41,24 @@ class Shim(Protocol):
     def is_closed(self) -> bool: ...
 
 
-class AsyncShim:
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+
+
+class _HttpxDefaults(Generic[_Client]):
+    """The httpx client's own default headers and query parameters, read at each request."""
+
+    client: _Client
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.client.headers
+
+    @property
+    def params(self) -> httpx.QueryParams:
+        return self.client.params
+
+
+class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
     """``httpx.AsyncClient`` and ``anyio.sleep``: works on asyncio and trio."""
 
     def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
@@ -60,7 +82,7 @@ class AsyncShim:
         return self.client.is_closed
 
 
-class BlockingShim:
+class BlockingShim(_HttpxDefaults[httpx.Client]):
     """``httpx.Client`` and ``time.sleep`` behind ``async def``: its coroutines never suspend.
 
     An owned client (made by ``factory``) is shared safely by threads (``httpx.Client`` is),

@@ -8,9 +8,10 @@ from typing import TypeAlias
 
 import anyio
 
-from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
+from ventryx._bulk._engine import Engine, OnProgress, OnResult
 from ventryx._bulk._gate import gate_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
+from ventryx._client import make_async_shim, transport_of
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
@@ -48,8 +49,8 @@ async def run_emit_many(
     retries = check_max_retries(retries)
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
         raise InvalidInputError("events", "must be an iterable or async iterable of events")
-    if transport not in ("default", "aiohttp"):
-        raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+    if transport not in ("default", "httpx", "aiohttp"):
+        raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
     if summary is None:
         summary = BulkSummary()
     gate = gate_for(pipeline.shim)
@@ -57,8 +58,16 @@ async def run_emit_many(
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
 
-    def make(through: Pipeline, sender: Sender | None = None) -> Engine:
-        return Engine(
+    through = pipeline
+    if transport not in ("default", transport_of(pipeline.shim)):
+        # Another transport than the client's: a pool of its own for this run.
+        through = Pipeline(make_async_shim(transport, pipeline.options), pipeline.options)
+    try:
+        if transport_of(through.shim) == "aiohttp":
+            from ventryx._shim_aiohttp import require_asyncio  # noqa: PLC0415 - aiohttp's loaded
+
+            require_asyncio()  # before any worker starts: one clear error, not one per event
+        engine = Engine(
             through,
             gate,
             summary,
@@ -69,22 +78,12 @@ async def run_emit_many(
             on_result=on_result,
             on_progress=on_progress,
             progress_interval=interval,
-            sender=sender,
         )
-
-    if transport == "default":
-        engine = make(pipeline)
         await _drive(engine, events)
-    else:
-        from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
-
-        fast = AiohttpSender(pipeline.options, concurrency)
-        try:
-            engine = make(fast.pipeline, fast)
-            await _drive(engine, events)
-        finally:
+    finally:
+        if through is not pipeline:
             with anyio.CancelScope(shield=True):
-                await fast.aclose()
+                await through.shim.aclose()
     if engine.error is not None:
         raise engine.error
     if summary.stopped_by is not None:
