@@ -56,7 +56,8 @@ async def test_transient_failures_are_retried_and_applied_once(
 
 
 async def _bad_request(make_client, server):
-    await make_client(max_retries=3).events.list(extra_query={"page": "abc"})
+    # extra_query may not set page/per_page (the pager owns them); a client default may.
+    await make_client(max_retries=3, default_query={"per_page": "abc"}).events.list()
 
 
 async def _unauthorized(make_client, server):

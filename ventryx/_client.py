@@ -15,9 +15,12 @@ from ventryx._httpx_pool import ShardedTransport
 from ventryx._logging import setup_from_env
 from ventryx._options import (
     ClientOptions,
+    check_call_timeout,
     check_headers,
+    check_max_response_bytes,
     check_max_retries,
     check_query,
+    check_retry_policy,
     resolve_options,
     resolve_timeout,
 )
@@ -108,7 +111,11 @@ def make_async_shim(
                 "transport='aiohttp' needs the aiohttp extra: pip install 'ventryx[aiohttp]'"
             ) from None
         return AiohttpShim(base_url=options.base_url, limits=C.DEFAULT_LIMITS)
-    return AsyncShim(make_async_http_client(options), owned=True)
+    return AsyncShim(
+        make_async_http_client(options),
+        owned=True,
+        factory=lambda: make_async_http_client(options),  # a fresh pool on another loop
+    )
 
 
 def transport_of(shim: Shim) -> Literal["httpx", "aiohttp"]:
@@ -121,6 +128,11 @@ class AsyncVentryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+
+    ``timeout`` bounds each attempt as a whole (the largest of its phases for an
+    ``httpx.Timeout``), however slowly the server trickles its answer; ``call_timeout`` bounds
+    a whole call, every attempt and every wait between them (``None``: only the attempts are
+    bounded). ``max_response_bytes`` caps one answer, counted decoded (default 8 MiB).
     """
 
     workflows: AsyncWorkflows
@@ -137,6 +149,8 @@ class AsyncVentryx:
         default_headers: Headers | None = None,
         default_query: Query | None = None,
         http_client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
         transport: Transport = "httpx",
     ) -> None:
         """``transport`` is what every request goes through (the blocking client has httpx only).
@@ -157,6 +171,8 @@ class AsyncVentryx:
             retry_policy=retry_policy,
             default_headers=default_headers,
             default_query=default_query,
+            max_response_bytes=max_response_bytes,
+            call_timeout=call_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
@@ -209,11 +225,14 @@ class AsyncVentryx:
         retry_policy: RetryPolicy | None = None,
         default_headers: Headers | None = None,
         default_query: Query | None = None,
+        max_response_bytes: int | None = None,
+        call_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> AsyncVentryx:
         """A copy with some settings changed, sharing this client's connection pool.
 
         Closing the copy does not close the pool; closing the original does.
         """
+        check_retry_policy(retry_policy)
         current = self._pipeline.options
         key, url = current.api_key, current.base_url
         if api_key is not None or base_url is not None:
@@ -240,6 +259,16 @@ class AsyncVentryx:
                 **check_headers(default_headers, "default_headers"),
             },
             default_query={**current.default_query, **check_query(default_query, "default_query")},
+            max_response_bytes=(
+                current.max_response_bytes
+                if max_response_bytes is None
+                else check_max_response_bytes(max_response_bytes)
+            ),
+            call_timeout=(
+                current.call_timeout
+                if isinstance(call_timeout, NotGiven)
+                else check_call_timeout(call_timeout)
+            ),
         )
         return type(self)._from_pipeline(self._pipeline.with_options(options), owner=False)
 

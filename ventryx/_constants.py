@@ -11,6 +11,11 @@ LOG_ENV = "VENTRYX_LOG"
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 DEFAULT_MAX_RETRIES = 2
+# The longest timeout accepted (a socket takes no more than a C timeval holds; a day is ample).
+MAX_TIMEOUT = 86_400.0
+# The largest answer read (decoded bytes; gzip bombs stop here). A page of 100 big events
+# may need more: AsyncVentryx(max_response_bytes=...).
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 # At most 100 connections (httpx's and aiohttp's default), every one of them kept alive: with
 # fewer kept alive than allowed (httpx's 20), a connection that goes idle while more than 20
 # are pooled is closed, and the next request opens a new one - at 256 requests in flight, one
@@ -30,6 +35,9 @@ MAX_RETRY_DELAY = 8.0
 RETRY_JITTER = 0.25
 # A Retry-After beyond this is not waited out: the RateLimitError reaches the caller instead.
 MAX_RETRY_AFTER = 60.0
+# A Retry-After longer than this (thousands of digits, a year past 9999) counts as this,
+# about 317 years: far over any max_retry_after, so the RateLimitError goes to the caller.
+RETRY_AFTER_CEILING = 1e10
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RATE_LIMIT_CODE = "rate_limit_exceeded"

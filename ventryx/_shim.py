@@ -7,7 +7,9 @@ is what lets the sync facade drive the same coroutines with a single ``send(None
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import time
 import weakref
 from collections.abc import Callable
@@ -15,11 +17,37 @@ from typing import Generic, Protocol, TypeVar
 
 import httpx
 
+from ventryx._deadline import (
+    BodyCollector,
+    DeadlineExceeded,
+    clamp_timeouts,
+    current_deadline,
+    install_deadline_backend,
+    remaining,
+    set_content,
+)
+
 __all__ = ["AsyncShim", "BlockingShim", "Shim"]
 
 
 class Shim(Protocol):
-    """What the request pipeline needs from a transport."""
+    """What the request pipeline needs from a transport.
+
+    The contract of ``send`` (every shim, including ones over other HTTP libraries):
+
+    - ``deadline`` is absolute, in ``time.monotonic()`` seconds (``None``: none). When it
+      passes at any point of the attempt (connecting, waiting for a pooled connection,
+      writing, headers or body trickling in) ``send`` raises ``httpx.TimeoutException`` (a
+      subclass such as ``DeadlineExceeded``) or ``ventryx.APITimeoutError``, promptly.
+    - The answer is fully read before returning (``response.content`` is the decoded body,
+      the response closed). More than ``max_bytes`` bytes, counted after decoding (gzip,
+      deflate) and also on the wire, raise ``ventryx.ResponseTooLargeError`` while reading:
+      memory never holds much more than ``max_bytes`` for one answer. A ``Content-Length``
+      over the cap raises it before the body is read.
+    - A body that cannot be decoded (invalid gzip/deflate) raises ``httpx.DecodingError``;
+      other transport failures raise ``httpx.TransportError`` (or an ``APIConnectionError``).
+      Redirects are never followed. The pipeline maps all of these to the SDK's errors.
+    """
 
     @property
     def headers(self) -> httpx.Headers:
@@ -31,7 +59,9 @@ class Shim(Protocol):
         """The default query parameters every request gets."""
         ...
 
-    async def send(self, request: httpx.Request) -> httpx.Response: ...
+    async def send(
+        self, request: httpx.Request, *, deadline: float | None, max_bytes: int
+    ) -> httpx.Response: ...
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -59,14 +89,72 @@ class _HttpxDefaults(Generic[_Client]):
 
 
 class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
-    """``httpx.AsyncClient`` and ``anyio.sleep``: works on asyncio and trio."""
+    """``httpx.AsyncClient`` and ``anyio.sleep``: works on asyncio and trio.
 
-    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+    A pool's connections belong to the event loop that opened them. When the shim is next
+    used from another loop (a second ``asyncio.run()``, asyncio then trio), an owned client
+    (made by ``factory``) is replaced by a fresh one; an injected client cannot be, so that
+    raises ``ConfigurationError`` naming the fix.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        owned: bool,
+        factory: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
         self.client = client
         self.owned = owned
+        self._factory = factory
+        self._loop: object = None
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        return await self.client.send(request)
+    async def _check_loop(self) -> None:
+        loop = _current_loop()
+        if self._loop is None or loop is None:
+            self._loop = loop
+            return
+        if loop is self._loop:
+            return
+        if not self.owned or self._factory is None:
+            from ventryx._errors import ConfigurationError  # noqa: PLC0415
+
+            raise ConfigurationError(
+                "http_client: the injected httpx.AsyncClient was first used on another event "
+                "loop, and its connections cannot move to this one. Make the AsyncVentryx "
+                "(and its http_client) inside the event loop that uses it, e.g. within each "
+                "asyncio.run() or trio.run(), or leave http_client out to get a pool per loop"
+            )
+        stale, self.client = self.client, self._factory()
+        self._loop = loop
+        _abandon(stale)
+
+    async def send(
+        self, request: httpx.Request, *, deadline: float | None, max_bytes: int
+    ) -> httpx.Response:
+        import anyio  # noqa: PLC0415 - loaded with the first request, not `import ventryx`
+
+        if self._loop is not _current_loop():
+            await self._check_loop()
+        left = remaining(deadline)
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("deadline passed before sending", request=request)
+        try:
+            with anyio.fail_after(left):
+                response = await self.client.send(request, stream=True)
+                try:
+                    body = BodyCollector(response, max_bytes)
+                    if response.is_stream_consumed:  # a transport that returned it read
+                        return body.whole(response.content)
+                    async for chunk in response.aiter_raw():
+                        body.feed(chunk)
+                    content = body.finish()
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise DeadlineExceeded("deadline passed", request=request) from None
+        set_content(response, content)
+        return response
 
     async def sleep(self, seconds: float) -> None:
         import anyio  # noqa: PLC0415 - only retries sleep; keeps `import ventryx` light
@@ -80,6 +168,43 @@ class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
+
+
+def _current_loop() -> object:
+    """The running event loop (asyncio) or run (trio), as an identity; None if unknown."""
+    import sniffio  # noqa: PLC0415 - anyio's dependency
+
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+    if library == "asyncio":
+        import asyncio  # noqa: PLC0415
+
+        return asyncio.get_running_loop()
+    if library == "trio":
+        import trio  # noqa: PLC0415
+
+        return trio.lowlevel.current_trio_token()
+    return None
+
+
+def _abandon(client: httpx.AsyncClient) -> None:
+    """Drop a pool whose loop is gone: close its sockets without that loop, if it can be done."""
+    pool: object = getattr(getattr(client, "_transport", None), "_pool", None)
+    connections: list[object] = list(getattr(pool, "_connections", []) or [])
+    for connection in connections:
+        stream: object = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+        info: Callable[[str], object] | None = getattr(stream, "get_extra_info", None)
+        sock = info("socket") if info is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.close()
+    _INHERITED_ASYNC_CLIENTS.append(client)
+    del _INHERITED_ASYNC_CLIENTS[:-8]
+
+
+_INHERITED_ASYNC_CLIENTS: list[httpx.AsyncClient] = []
 
 
 class BlockingShim(_HttpxDefaults[httpx.Client]):
@@ -104,9 +229,37 @@ class BlockingShim(_HttpxDefaults[httpx.Client]):
         if owned:
             self._finalizer = weakref.finalize(self, client.close)
             _OWNED_BLOCKING_SHIMS.add(self)
+        # Every socket wait of the client clamped to the attempt's deadline (injected clients
+        # too, when their transport is httpx's own; see ventryx/_deadline.py).
+        self.deadline_on_sockets = install_deadline_backend(client)
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        return self.client.send(request)
+    async def send(
+        self, request: httpx.Request, *, deadline: float | None, max_bytes: int
+    ) -> httpx.Response:
+        if deadline is not None:
+            left = remaining(deadline)
+            if left is not None and left <= 0:
+                raise DeadlineExceeded("deadline passed before sending", request=request)
+            clamp_timeouts(request, deadline)
+        token = current_deadline.set(deadline)
+        try:
+            response = self.client.send(request, stream=True)
+            try:
+                body = BodyCollector(response, max_bytes)
+                if response.is_stream_consumed:  # a transport that returned it read
+                    return body.whole(response.content)
+                for chunk in response.iter_raw():
+                    body.feed(chunk)
+                    left = remaining(deadline)
+                    if left is not None and left <= 0:
+                        raise DeadlineExceeded("deadline passed", request=request)
+                content = body.finish()
+            finally:
+                response.close()
+        finally:
+            current_deadline.reset(token)
+        set_content(response, content)
+        return response
 
     async def sleep(self, seconds: float) -> None:
         time.sleep(seconds)  # noqa: ASYNC251 - this is the blocking shim: blocking is its job
@@ -131,6 +284,7 @@ class BlockingShim(_HttpxDefaults[httpx.Client]):
         self._finalizer.detach()
         _INHERITED_CLIENTS.append(self.client)
         fresh = self._factory() if self._factory is not None else _copy_client(self.client)
+        install_deadline_backend(fresh)
         self.client = fresh
         self._finalizer = weakref.finalize(self, fresh.close)
 

@@ -4,9 +4,12 @@ httpx's connection pool slows down as concurrency rises (DESIGN.md section 3); a
 not. The shim is a transport and nothing more: the pipeline builds the ``httpx.Request`` (URL,
 headers, idempotency key, body bytes, timeout) exactly as for httpx, this module sends it with
 aiohttp, and answers with an ``httpx.Response``, so that status mapping, decoding, raw
-responses, retries and debug logging are the pipeline's, shared with the httpx path. aiohttp's
-failures are raised as the httpx exceptions of the same kind (``httpx.ConnectError``,
-``httpx.ReadTimeout``...), which the pipeline maps to the SDK's errors in its one place.
+responses, retries and debug logging are the pipeline's, shared with the httpx path. It keeps
+``Shim.send``'s contract as the httpx shims do: the body read raw and decoded by
+``BodyCollector`` within ``max_bytes``, the ``deadline`` as aiohttp's ``total`` timeout of the
+attempt, and aiohttp's failures raised as the httpx exceptions of the same kind
+(``httpx.ConnectError``, ``httpx.ReadTimeout``, ``DeadlineExceeded``...), which the pipeline
+maps to the SDK's errors in its one place.
 
 asyncio only (aiohttp does not run on trio): the session is made on the first request, in the
 running loop; on any other loop the request fails with a ``ConfigurationError``. Imported only
@@ -22,15 +25,18 @@ from typing import Any
 import aiohttp  # the client checks that it is installed before importing this module
 import httpx
 
+from ventryx._deadline import (
+    ACCEPT_ENCODING,
+    BodyCollector,
+    DeadlineExceeded,
+    remaining,
+    set_content,
+)
 from ventryx._errors import ConfigurationError
 from ventryx._ssl import VerifyTypes, ssl_context
 
 __all__ = ["AiohttpShim", "require_asyncio"]
 
-# What aiohttp decodes itself (and so what may be advertised), whatever httpx would advertise.
-_ACCEPT_ENCODING = "gzip, deflate"
-# Response headers that no longer describe the body once aiohttp has decoded it.
-_DECODED = frozenset({b"content-encoding", b"content-length"})
 _HTTP_11 = {"http_version": b"HTTP/1.1"}
 _CACHE_SIZE = 64
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
@@ -51,7 +57,7 @@ class AiohttpShim:
     """One ``aiohttp.ClientSession`` (made on first use) behind the shim protocol."""
 
     def __init__(self, *, base_url: str, limits: httpx.Limits, verify: VerifyTypes = True) -> None:
-        self.headers = httpx.Headers({"accept-encoding": _ACCEPT_ENCODING})
+        self.headers = httpx.Headers({"accept-encoding": ACCEPT_ENCODING})
         self.params = httpx.QueryParams()
         self._limits = limits
         self._verify: VerifyTypes | None = verify if base_url.startswith("https:") else None
@@ -79,7 +85,7 @@ class AiohttpShim:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            auto_decompress=True,
+            auto_decompress=False,  # BodyCollector decodes, within the size cap
             # The pipeline's headers are complete: aiohttp adds only Host and Content-Length.
             skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -89,8 +95,13 @@ class AiohttpShim:
         self._session._retry_connection = False  # pyright: ignore[reportPrivateUsage]
         return self._session
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
+    async def send(
+        self, request: httpx.Request, *, deadline: float | None, max_bytes: int
+    ) -> httpx.Response:
         session = self._session or self._open()
+        left = remaining(deadline)
+        if left is not None and left <= 0:
+            raise DeadlineExceeded("deadline passed before sending", request=request)
         try:
             async with session.request(
                 request.method,
@@ -98,22 +109,28 @@ class AiohttpShim:
                 data=_body(request.content),
                 headers=request.headers.multi_items(),
                 allow_redirects=False,
-                timeout=self._timeout(request),
+                timeout=self._timeout(request, left),
             ) as answer:
-                body = await answer.read()
-                status, raw_headers, reason = answer.status, answer.raw_headers, answer.reason
+                response = httpx.Response(
+                    answer.status,
+                    headers=answer.raw_headers,
+                    request=request,
+                    extensions=_extensions(answer.reason),
+                )
+                # Raw bytes in, decoded and counted against the cap as they arrive.
+                body = BodyCollector(response, max_bytes)
+                if answer.content_length is not None and "content-encoding" not in answer.headers:
+                    body.feed(await answer.read())  # no more than it declared (and the cap)
+                else:
+                    async for chunk in answer.content.iter_any():
+                        body.feed(chunk)
+                content = body.finish()
         except aiohttp.ClientError as exc:
-            raise _as_httpx_error(exc, request) from exc
-        except (asyncio.TimeoutError, TimeoutError) as exc:  # the total timeout
-            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
-        if any(name.lower() == b"content-encoding" for name, _ in raw_headers):
-            raw_headers = tuple((k, v) for k, v in raw_headers if k.lower() not in _DECODED)
-        extensions: dict[str, Any] = _HTTP_11
-        if reason:
-            extensions = {**_HTTP_11, "reason_phrase": reason.encode("latin-1", "replace")}
-        return httpx.Response(
-            status, headers=raw_headers, content=body, request=request, extensions=extensions
-        )
+            raise _as_httpx_error(exc, request, deadline) from exc
+        except (asyncio.TimeoutError, TimeoutError) as exc:  # the total: the deadline
+            raise DeadlineExceeded("deadline passed", request=request) from exc
+        set_content(response, content)
+        return response
 
     def _url(self, url: httpx.URL) -> Any:
         """The ``yarl.URL`` of ``url``, already encoded by httpx (fixed paths are cached)."""
@@ -127,14 +144,20 @@ class AiohttpShim:
                 self._urls[text] = parsed
         return parsed
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        """httpx's four timeouts as aiohttp's (as httpx-aiohttp maps them); there is no write one.
+    def _timeout(self, request: httpx.Request, left: float | None) -> aiohttp.ClientTimeout:
+        """httpx's timeouts as aiohttp's (as httpx-aiohttp maps them), the deadline as ``total``.
 
         aiohttp's ``connect`` covers waiting for a pooled connection (httpx's ``pool``),
-        ``sock_connect`` the TCP and TLS handshake, ``sock_read`` every read.
+        ``sock_connect`` the TCP and TLS handshake, ``sock_read`` every read; there is no write
+        timeout. ``total`` bounds the whole attempt, body included: a peer trickling bytes
+        cannot hold it past the deadline.
         """
         spec: dict[str, float | None] = request.extensions.get("timeout", {})
         key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
+        if left is not None:
+            return aiohttp.ClientTimeout(
+                total=left, connect=key[0], sock_connect=key[1], sock_read=key[2]
+            )
         timeout = self._timeouts.get(key)
         if timeout is None:
             timeout = aiohttp.ClientTimeout(
@@ -161,11 +184,22 @@ def _body(content: bytes) -> bytes | io.BytesIO | None:
     return content or None
 
 
-def _as_httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
+def _extensions(reason: str | None) -> dict[str, Any]:
+    if not reason:
+        return _HTTP_11
+    return {**_HTTP_11, "reason_phrase": reason.encode("latin-1", "replace")}
+
+
+def _as_httpx_error(
+    exc: aiohttp.ClientError, request: httpx.Request, deadline: float | None
+) -> httpx.TransportError:
     """The httpx exception of the same kind as an aiohttp failure (what the pipeline maps)."""
     detail = str(exc) or type(exc).__name__
     kind: type[httpx.TransportError]
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    left = remaining(deadline)
+    if isinstance(exc, TimeoutError) and left is not None and left <= 0:
+        kind = DeadlineExceeded
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         kind = httpx.ConnectTimeout
     elif isinstance(exc, aiohttp.ServerTimeoutError):
         kind = httpx.ReadTimeout

@@ -27,6 +27,11 @@ class Ventryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+
+    ``timeout`` bounds each attempt as a whole (the largest of its phases for an
+    ``httpx.Timeout``), however slowly the server trickles its answer; ``call_timeout`` bounds
+    a whole call, every attempt and every wait between them (``None``: only the attempts are
+    bounded). ``max_response_bytes`` caps one answer, counted decoded (default 8 MiB).
     """
 
     workflows: Workflows
@@ -43,6 +48,8 @@ class Ventryx:
         default_headers: Headers | None = None,
         default_query: Query | None = None,
         http_client: httpx.Client | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
     ) -> None:
         setup_from_env()
         options = resolve_options(
@@ -53,6 +60,8 @@ class Ventryx:
             retry_policy=retry_policy,
             default_headers=default_headers,
             default_query=default_query,
+            max_response_bytes=max_response_bytes,
+            call_timeout=call_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(
@@ -105,6 +114,8 @@ class Ventryx:
         retry_policy: RetryPolicy | None = None,
         default_headers: Headers | None = None,
         default_query: Query | None = None,
+        max_response_bytes: int | None = None,
+        call_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Ventryx:
         """A copy with some settings changed, sharing this client's connection pool.
 
@@ -119,6 +130,8 @@ class Ventryx:
                 retry_policy=retry_policy,
                 default_headers=default_headers,
                 default_query=default_query,
+                max_response_bytes=max_response_bytes,
+                call_timeout=call_timeout,
             )
         )
 

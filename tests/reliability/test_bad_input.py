@@ -262,9 +262,17 @@ CALL_ROWS = [
         ventryx.PayloadTooLargeError,
         1,
     ),
-    CallRow(
+    _invalid(
         "per-page-0-via-extra-query",
         lambda c: c.events.list(extra_query={"per_page": "0"}),
+        "extra_query",
+    ),
+    _invalid(
+        "page-via-extra-query", lambda c: c.events.list(extra_query={"page": 2}), "extra_query"
+    ),
+    CallRow(
+        "per-page-0-via-default-query",
+        lambda c: c.with_options(default_query={"per_page": "0"}).events.list(),
         ventryx.BadRequestError,
         1,
     ),
