@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_curve, bench_decode, bench_import, bench_percall
+from benchmarks import bench_curve, bench_decode, bench_import, bench_percall, bench_web
 from benchmarks._external import external_rows, load_runner
 from benchmarks._util import (
     Config,
@@ -32,7 +32,7 @@ from benchmarks._util import (
 
 __all__ = ["BENCHES", "main", "run_all"]
 
-BENCHES = ("percall", "curve", "decode", "import", "bulk", "server")
+BENCHES = ("percall", "curve", "web", "decode", "import", "bulk", "server")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -90,7 +90,8 @@ def run_all(
     curve: dict[str, Any] = {}
     quick = cfg.name != "full"
     with contextlib.ExitStack() as stack:
-        canned = stack.enter_context(canned_server()) if {"percall", "curve"} & set(only) else ""
+        needs_canned = {"percall", "curve", "web"} & set(only)
+        canned = stack.enter_context(canned_server()) if needs_canned else ""
         if "percall" in only:
             local: str | None = None
             try:
@@ -115,6 +116,8 @@ def run_all(
                 return curve_rows
 
             rows += _guard("curve", do_curve)
+        if "web" in only:
+            rows += _guard("web", lambda: bench_web.run(cfg, canned))
     if "decode" in only:
         rows += _guard("decode", lambda: bench_decode.run(cfg))
     if "import" in only:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp  # the client checks that it is installed before importing this module
@@ -116,6 +117,7 @@ class AiohttpShim:
                     headers=answer.raw_headers,
                     request=request,
                     extensions=_extensions(answer.reason),
+                    stream=_NOT_STREAMED,  # the body is set below: nothing for httpx to read
                 )
                 # Raw bytes in, decoded and counted against the cap as they arrive.
                 body = BodyCollector(response, max_bytes)
@@ -175,6 +177,16 @@ class AiohttpShim:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+class _NotStreamed(httpx.AsyncByteStream):
+    """The stream of a response whose body ``set_content`` gives it (never iterated)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        raise RuntimeError("the body of an aiohttp answer is read by the shim")
+
+
+_NOT_STREAMED = _NotStreamed()
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:
