@@ -2,7 +2,8 @@
 
 Every ``POST`` (whatever its path) gets the same ``201`` event document, every ``GET`` the same
 ``200`` page of five workflows (what ``workflows.list`` reads), over keep-alive connections;
-``GET /__connections`` answers ``{"accepted": N}``, the TCP connections accepted so far. It does the least work an HTTP/1.1 server can (find the end of the head,
+``GET /__connections`` answers ``{"accepted": N}``, the TCP connections accepted so far.
+It does the least work an HTTP/1.1 server can (find the end of the head,
 read ``Content-Length``, skip the body, write a precomputed answer), so that in a benchmark the
 client is what is measured. It runs in its own process; the client's CPU time never includes it.
 It prints ``http://127.0.0.1:PORT`` on stdout once it listens, and stops on SIGTERM or SIGINT.
@@ -59,6 +60,8 @@ def _stats_response() -> bytes:
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n" % len(body)
     ) + body
+
+
 _LENGTH = b"\r\ncontent-length:"
 
 

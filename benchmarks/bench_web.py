@@ -103,7 +103,8 @@ class _Side:
             import openai
 
             http = openai.DefaultAioHttpClient() if name.endswith("aiohttp") else None
-            peer = self.client = openai.AsyncOpenAI(api_key=API_KEY, base_url=base, http_client=http)
+            peer = openai.AsyncOpenAI(api_key=API_KEY, base_url=base, http_client=http)
+            self.client = peer
 
             async def emit() -> object:
                 return await peer.post(
