@@ -63,6 +63,7 @@ class AiohttpShim:
         self._limits = limits
         self._verify: VerifyTypes | None = verify if base_url.startswith("https:") else None
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, Any] = {}
@@ -71,10 +72,29 @@ class AiohttpShim:
     def is_closed(self) -> bool:
         return self._closed
 
+    def _session_here(self) -> aiohttp.ClientSession:
+        """The session of the running loop: made on first use, and again on a new loop.
+
+        A session's connections belong to the loop that opened them; after a second
+        ``asyncio.run()`` the old one is dropped (kept referenced, its loop is gone).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            require_asyncio()
+            raise
+        session = self._session
+        if session is not None and self._loop is loop:
+            return session
+        if session is not None:
+            _ABANDONED.append(session)
+            del _ABANDONED[:-8]
+        self._loop = loop
+        return self._open()
+
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
-        require_asyncio()
         limits = self._limits
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections or 0,
@@ -99,7 +119,7 @@ class AiohttpShim:
     async def send(
         self, request: httpx.Request, *, deadline: float | None, max_bytes: int
     ) -> httpx.Response:
-        session = self._session or self._open()
+        session = self._session_here()
         left = remaining(deadline)
         if left is not None and left <= 0:
             raise DeadlineExceeded("deadline passed before sending", request=request)
@@ -187,6 +207,7 @@ class _NotStreamed(httpx.AsyncByteStream):
 
 
 _NOT_STREAMED = _NotStreamed()
+_ABANDONED: list[aiohttp.ClientSession] = []
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:
