@@ -22,14 +22,15 @@ def tests(session: nox.Session) -> None:
     """The whole test suite on the current interpreter (starts its own local servers)."""
     # tests/test_generate_sync.py runs the generator, which formats its output with ruff.
     session.install("-e", ".[cli,aiohttp]", *_group("test"), RUFF)
-    session.run("pytest", *session.posargs)
+    # Spread over the cores: much of the suite waits on sockets and timers, not the CPU.
+    session.run("pytest", "-n", "auto", "--dist", "worksteal", *session.posargs)
 
 
 @nox.session(name="tests-all", python=PYTHONS)
 def tests_all(session: nox.Session) -> None:
     """The whole test suite on every supported Python that is installed."""
     session.install(".[cli,aiohttp]", *_group("test"), RUFF)
-    session.run("pytest", "-q", "-p", "no:randomly", *session.posargs)
+    session.run("pytest", "-q", "-n", "auto", "--dist", "worksteal", *session.posargs)
 
 
 @nox.session
