@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import anyio
 import pytest
-from conftest import MakeClient
 
 from ventryx._constants import MAX_CONNECTIONS
 
 pytestmark = pytest.mark.anyio
+MakeClient = Callable[..., Any]  # the conftest fixture's type
 
 BODY = b'{"data": {"id": "evt_1", "type": "t", "data": {}, "created_at": "2026-01-01T00:00:00Z"}}'
 ANSWER = (

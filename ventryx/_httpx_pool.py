@@ -40,6 +40,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._load: list[int] = []
         self._idle: list[int] = []  # shards with nothing in flight, most recently freed last
 
+    @property
+    def shards(self) -> list[httpx.AsyncHTTPTransport]:
+        """The shards made so far (each an httpx transport of one connection)."""
+        return list(self._shards)
+
     def _pick(self) -> int:
         if self._idle:
             return self._idle.pop()

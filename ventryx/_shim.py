@@ -12,8 +12,8 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import AsyncIterable, Callable
+from typing import Generic, Protocol, TypeVar, cast
 
 import httpx
 
@@ -146,9 +146,7 @@ class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
                     body = BodyCollector(response, max_bytes)
                     if response.is_stream_consumed:  # a transport that returned it read
                         return body.whole(response.content)
-                    async for chunk in response.aiter_raw():
-                        body.feed(chunk)
-                    content = body.finish()
+                    content = await _read(response, body)
                 finally:
                     await response.aclose()
         except TimeoutError:
@@ -163,11 +161,34 @@ class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
 
     async def aclose(self) -> None:
         if self.owned:
+            if self._loop is not None and self._loop is not _current_loop():
+                await self._check_loop()  # closing on another loop: the old pool is dropped
             await self.client.aclose()
 
     @property
     def is_closed(self) -> bool:
         return self.client.is_closed
+
+
+async def _read(response: httpx.Response, body: BodyCollector) -> bytes:
+    """The raw body through ``body``; on any failure the stream's generators are run out.
+
+    httpx reads through a chain of async generators. Left suspended mid-way (too large, bad
+    gzip), they are garbage-collected unfinished, which trio reports as a ResourceWarning; so
+    the connection is closed first, and the chain then ends at once with an error.
+    """
+    stream = cast("AsyncIterable[bytes]", response.stream)
+    chunks = stream.__aiter__()
+    try:
+        async for chunk in chunks:
+            body.feed(chunk)
+    except Exception:
+        await response.aclose()
+        with contextlib.suppress(Exception):
+            async for _ in chunks:
+                pass
+        raise
+    return body.finish()
 
 
 def _current_loop() -> object:
@@ -190,18 +211,39 @@ def _current_loop() -> object:
 
 
 def _abandon(client: httpx.AsyncClient) -> None:
-    """Drop a pool whose loop is gone: close its sockets without that loop, if it can be done."""
-    pool: object = getattr(getattr(client, "_transport", None), "_pool", None)
-    connections: list[object] = list(getattr(pool, "_connections", []) or [])
+    """Drop a pool whose loop is gone, closing its sockets without that loop.
+
+    Its ``aclose()`` would need the old loop. Each pooled socket is closed directly instead:
+    on asyncio the transport is detached from its socket first (it would otherwise warn, and
+    close the socket number again, when collected); on trio the socket object is closed.
+    """
+    transport: object = getattr(client, "_transport", None)
+    # The SDK's own pool is sharded (ventryx/_httpx_pool.py): one httpcore pool per shard.
+    shards: list[object] = list(getattr(transport, "shards", None) or [transport])
+    pools = [getattr(shard, "_pool", None) for shard in shards]
+    connections = [c for pool in pools for c in list(getattr(pool, "_connections", []) or [])]
     for connection in connections:
-        stream: object = getattr(getattr(connection, "_connection", None), "_network_stream", None)
-        info: Callable[[str], object] | None = getattr(stream, "get_extra_info", None)
-        sock = info("socket") if info is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.close()
+        with contextlib.suppress(Exception):
+            _close_socket_of(connection)
     _INHERITED_ASYNC_CLIENTS.append(client)
     del _INHERITED_ASYNC_CLIENTS[:-8]
+
+
+def _close_socket_of(connection: object) -> None:
+    stream: object = getattr(getattr(connection, "_connection", None), "_network_stream", None)
+    inner: object = getattr(stream, "_stream", None)
+    while hasattr(inner, "transport_stream"):  # TLS over the socket stream
+        inner = getattr(inner, "transport_stream", None)
+    transport: object = getattr(inner, "_transport", None)
+    sock: object = getattr(transport, "_sock", None)
+    if transport is not None and isinstance(sock, socket.socket):
+        setattr(transport, "_sock", None)  # noqa: B010 - asyncio's transport, loop closed
+        sock.close()
+        return
+    info: Callable[[str], object] | None = getattr(stream, "get_extra_info", None)
+    raw = info("socket") if info is not None else None
+    if isinstance(raw, socket.socket):
+        raw.close()
 
 
 _INHERITED_ASYNC_CLIENTS: list[httpx.AsyncClient] = []

@@ -53,11 +53,19 @@ class Page(Generic[_T]):
 
     @property
     def has_next_page(self) -> bool:
-        """Whether a later page holds more items."""
+        """Whether a later page holds more items.
+
+        Not when this page is empty, short (fewer items than ``per_page``), or reaches
+        ``meta.total``, nor when ``meta`` is nonsense (``page`` or ``per_page`` below 1): a
+        walk over the pages always ends, whatever the server says.
+        """
         return self._inner.has_next_page
 
     def next_page(self) -> Page[_T] | None:
-        """Fetch the page after this one, or return ``None`` when this is the last."""
+        """Fetch the page after this one, or return ``None`` when this is the last.
+
+        A server that answers with the same (or an earlier) page number again ends the walk.
+        """
         result = drive(self._inner.next_page())
         return None if result is None else Page(result)
 

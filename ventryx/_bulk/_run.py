@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping, Sized
 from typing import TypeAlias
 
 import anyio
 
 from ventryx._bulk._engine import Engine, OnProgress, OnResult
 from ventryx._bulk._gate import gate_for
-from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
+from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput, NewEvent
 from ventryx._client import make_async_shim, transport_of
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
@@ -19,6 +19,9 @@ from ventryx._pipeline import Pipeline
 __all__ = ["Events", "run_emit_many"]
 
 Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
+
+# More workers than this only add memory and scheduling: the server paces a run long before.
+MAX_CONCURRENCY = 1024
 
 
 def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
@@ -43,16 +46,38 @@ async def run_emit_many(
     summary: BulkSummary | None,
 ) -> BulkSummary:
     """Check the arguments, pick the transport, run the engine, settle, raise or return."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidInputError("concurrency", "must be an integer >= 1")
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidInputError(
+            "concurrency", f"must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
+        )
     retries = pipeline.options.max_retries if max_retries is None else max_retries
     retries = check_max_retries(retries)
+    if isinstance(events, (Mapping, NewEvent)):
+        kind = "a dict" if isinstance(events, Mapping) else "a NewEvent"
+        raise InvalidInputError(
+            "events",
+            f"got one event ({kind}), not a collection of them: "
+            "pass a list, e.g. emit_many([event])",
+        )
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
         raise InvalidInputError("events", "must be an iterable or async iterable of events")
     if transport not in ("default", "httpx", "aiohttp"):
         raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
+    for name, callback in (("on_result", on_result), ("on_progress", on_progress)):
+        if callback is not None and not callable(callback):
+            raise InvalidInputError(name, f"must be callable, got {type(callback).__name__}")
     if summary is None:
         summary = BulkSummary()
+    elif not isinstance(summary, BulkSummary):
+        raise InvalidInputError(
+            "summary", f"must be a ventryx.BulkSummary or None, got {type(summary).__name__}"
+        )
+    if isinstance(events, Sized):  # no more workers than events
+        concurrency = max(1, min(concurrency, len(events)))
     gate = gate_for(pipeline.shim)
     wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)

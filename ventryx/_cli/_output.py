@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from ventryx._converter import get_converter
 from ventryx._errors import APIStatusError
+from ventryx._logging import escape_control
 from ventryx.models import Event, Workflow
 
 __all__ = ["describe_error", "print_error", "print_event", "print_json", "print_workflow"]
@@ -35,8 +36,8 @@ def describe_error(exc: BaseException) -> str:
             details.append(f"code {exc.code}")
         if exc.request_id:
             details.append(f"request id {exc.request_id}")
-        return f"{name} ({', '.join(details)}): {exc.message}"
-    return f"{name}: {exc}"
+        return escape_control(f"{name} ({', '.join(details)}): {exc.message}")
+    return escape_control(f"{name}: {exc}")
 
 
 def print_error(exc: BaseException) -> None:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from ventryx._errors import InvalidInputError
+from ventryx._options import check_text
 from ventryx._pagination import AsyncPage
 from ventryx._pipeline import Pipeline, Response
 from ventryx._types import as_object
@@ -24,9 +25,13 @@ def non_empty_str(value: object, param: str) -> str:
     return value
 
 
+MAX_ID_LENGTH = 1024
+
+
 def path_segment(value: object, param: str) -> str:
     """An id as exactly one percent-encoded path segment: it can never reach another route."""
     text = non_empty_str(value, param)
+    check_text(text, param, "the id", MAX_ID_LENGTH)
     segment = quote(text, safe="")
     # "." and ".." survive quote() and would be collapsed by URL normalisation.
     return segment.replace(".", "%2E") if set(segment) == {"."} else segment
