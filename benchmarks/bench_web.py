@@ -72,7 +72,9 @@ class _Side:
                 return await sdk.workflows.list(per_page=5)
 
         elif name == "raw-httpx":
-            raw = self.client = httpx.AsyncClient(headers=_headers())
+            # httpx's defaults but the timeout (5 s for a pooled connection): at c=256 on a
+            # loaded machine its queue waits longer than that, and the side would fail.
+            raw = self.client = httpx.AsyncClient(headers=_headers(), timeout=30.0)
 
             async def emit() -> object:
                 response = await raw.post(f"{base}/events", json=BODY, headers=_key())
@@ -228,7 +230,7 @@ def _trio_rows(cfg: Config, base: str) -> list[Row]:
         for level in _levels(cfg):
             async with (
                 AsyncVentryx(API_KEY, base_url=base) as sdk,
-                httpx.AsyncClient(headers=_headers()) as raw,
+                httpx.AsyncClient(headers=_headers(), timeout=30.0) as raw,
             ):
 
                 async def ours() -> object:
