@@ -133,7 +133,8 @@ class _Connections:
     """TCP connections the canned server accepted (``GET /__connections``) over one socket."""
 
     def __init__(self, url: str) -> None:
-        self._client = httpx.Client(base_url=url)
+        # Never expiring: a reconnect of this client would count as the measured side's.
+        self._client = httpx.Client(base_url=url, limits=httpx.Limits(keepalive_expiry=None))
 
     def accepted(self) -> int:
         return int(self._client.get("/__connections").json()["accepted"])
