@@ -12,7 +12,7 @@ import math
 import os
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -228,6 +228,41 @@ def _cleared(exc: BaseException) -> BaseException:
     return exc
 
 
+class _OneChunk(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body as one chunk, iterated by plain iterators rather than generators.
+
+    httpx's own body stream is an async generator; an attempt cancelled at its deadline while
+    the body is being written leaves it suspended, and trio warns when it is collected.
+    """
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncOnce(self._content)
+
+
+class _AsyncOnce:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes | None) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _AsyncOnce:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content, self._content = self._content, None
+        if content is None:
+            raise StopAsyncIteration
+        return content
+
+
 class Pipeline:
     """Sends requests for the resources of one client (and its ``with_options`` copies)."""
 
@@ -390,9 +425,12 @@ class Pipeline:
             if isinstance(timeout, NotGiven)
             else timeout_extension(resolve_timeout(timeout, self.options.timeout))
         )
-        return httpx.Request(
+        request = httpx.Request(
             method, url, content=content, headers=headers, extensions={"timeout": extension}
         )
+        if content:
+            request.stream = _OneChunk(content)
+        return request
 
     def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
         if query:

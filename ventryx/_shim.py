@@ -217,14 +217,17 @@ def _abandon(client: httpx.AsyncClient) -> None:
     on asyncio the transport is detached from its socket first (it would otherwise warn, and
     close the socket number again, when collected); on trio the socket object is closed.
     """
-    transport: object = getattr(client, "_transport", None)
-    # The SDK's own pool is sharded (ventryx/_httpx_pool.py): one httpcore pool per shard.
-    shards: list[object] = list(getattr(transport, "shards", None) or [transport])
-    pools = [getattr(shard, "_pool", None) for shard in shards]
-    connections = [c for pool in pools for c in list(getattr(pool, "_connections", []) or [])]
-    for connection in connections:
-        with contextlib.suppress(Exception):
-            _close_socket_of(connection)
+    transports: list[object] = [getattr(client, "_transport", None)]
+    mounts: dict[object, object] = getattr(client, "_mounts", None) or {}
+    transports.extend(mounts.values())
+    # A transport made of several (a sharded pool) holds them in ``_shards``.
+    for transport in list(transports):
+        transports.extend(getattr(transport, "_shards", None) or [])
+    for transport in transports:
+        pool: object = getattr(transport, "_pool", None)
+        for connection in list(getattr(pool, "_connections", None) or []):
+            with contextlib.suppress(Exception):
+                _close_socket_of(connection)
     _INHERITED_ASYNC_CLIENTS.append(client)
     del _INHERITED_ASYNC_CLIENTS[:-8]
 

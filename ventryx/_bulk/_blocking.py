@@ -47,6 +47,7 @@ def emit_many_blocking(
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     cancel_grace: float = DEFAULT_CANCEL_GRACE,
     summary: BulkSummary | None = None,
+    stop_after_connection_failures: int | None = None,
 ) -> BulkSummary:
     """``AsyncEvents.emit_many`` from blocking code; see it for every argument.
 
@@ -71,6 +72,7 @@ def emit_many_blocking(
                 progress_interval=progress_interval,
                 cancel_grace=cancel_grace,
                 summary=tally,
+                stop_after_connection_failures=stop_after_connection_failures,
             )
 
     backend = "asyncio"

@@ -44,6 +44,7 @@ async def run_emit_many(
     progress_interval: float,
     cancel_grace: float,
     summary: BulkSummary | None,
+    stop_after_connection_failures: int | None = None,
 ) -> BulkSummary:
     """Check the arguments, pick the transport, run the engine, settle, raise or return."""
     if (
@@ -82,6 +83,11 @@ async def run_emit_many(
     wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
+    breaker = stop_after_connection_failures
+    if breaker is not None and (
+        isinstance(breaker, bool) or not isinstance(breaker, int) or breaker < 1
+    ):
+        raise InvalidInputError("stop_after_connection_failures", "must be None or an integer >= 1")
 
     through = pipeline
     if transport not in ("default", transport_of(pipeline.shim)):
@@ -103,6 +109,7 @@ async def run_emit_many(
             on_result=on_result,
             on_progress=on_progress,
             progress_interval=interval,
+            stop_after_connection_failures=breaker,
         )
         await _drive(engine, events)
     finally:

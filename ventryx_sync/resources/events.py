@@ -126,6 +126,7 @@ class Events:
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         cancel_grace: float = DEFAULT_CANCEL_GRACE,
         summary: BulkSummary | None = None,
+        stop_after_connection_failures: int | None = None,
     ) -> BulkSummary:
         """Emit many events concurrently; every event pulled gets exactly one ``EventOutcome``.
 
@@ -143,6 +144,13 @@ class Events:
         ``RetryPolicy``. 400/404/413/422 reject that event. 401/403 stop the run: the rest are
         ``not_sent``, and after settling the ``AuthenticationError``/``PermissionDeniedError``
         is raised with the summary as its ``summary`` attribute.
+
+        ``stop_after_connection_failures=N`` is a circuit breaker for an unreachable API (a
+        wrong base URL, a network down): after N attempts in a row, across all workers, that
+        got no answer at all (connection refused or reset, timeouts), the run stops the same
+        way and raises an ``APIConnectionError`` that names the count, with the summary as its
+        ``summary``. Any answer from the server resets the count. ``None`` (the default):
+        never; each event then uses up its own retries.
 
         ``on_result`` receives each outcome as it settles; ``on_progress`` a ``BulkProgress``
         every ``progress_interval`` seconds and a final one (``final=True``). An exception from
@@ -178,4 +186,5 @@ class Events:
             progress_interval=progress_interval,
             cancel_grace=cancel_grace,
             summary=summary,
+            stop_after_connection_failures=stop_after_connection_failures,
         )
