@@ -12,8 +12,8 @@ import pytest
 from ventryx import RetryPolicy
 from ventryx._bulk import BulkSummary
 from ventryx._bulk._blocking import emit_many_blocking
-from ventryx._client import make_async_http_client
 from ventryx._options import resolve_options
+from ventryx._transports import make_async_http_client
 from ventryx._types import NOT_GIVEN
 from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit, ServerConfig
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Literal
 
 import httpx
 
@@ -21,24 +22,16 @@ from ventryx._options import (
 )
 from ventryx._pipeline import Pipeline
 from ventryx._retry import RetryPolicy
-from ventryx._shim import AsyncShim
+from ventryx._transports import (
+    Transport,
+    make_async_shim,
+    transport_of,
+)
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx.resources.workflows import AsyncWorkflows
 
-__all__ = ["AsyncVentryx", "make_async_http_client", "make_sync_http_client"]
-
-
-def make_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
-    """The ``httpx.AsyncClient`` a client owns when none is injected."""
-    return httpx.AsyncClient(
-        timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False
-    )
-
-
-def make_sync_http_client(options: ClientOptions) -> httpx.Client:
-    """The ``httpx.Client`` the sync client owns when none is injected."""
-    return httpx.Client(timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False)
+__all__ = ["AsyncVentryx"]
 
 
 class AsyncVentryx:
@@ -69,7 +62,17 @@ class AsyncVentryx:
         http_client: httpx.AsyncClient | None = None,
         max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
         call_timeout: float | None = None,
+        transport: Transport = "httpx",
     ) -> None:
+        """``transport`` is what every request goes through (the blocking client has httpx only).
+
+        ``"httpx"`` (the default) works on asyncio and trio, and is the one an injected
+        ``http_client`` implies. ``"aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) is
+        several times faster at high concurrency. ``"auto"`` is aiohttp when it is installed
+        and the client is created in a running asyncio loop, httpx otherwise. Errors, retries,
+        timeouts, logging and raw responses are the same on both; ``events.emit_many``
+        follows the client's choice.
+        """
         setup_from_env()
         options = resolve_options(
             api_key=api_key,
@@ -86,12 +89,7 @@ class AsyncVentryx:
             raise TypeError(
                 "http_client must be an httpx.AsyncClient (use ventryx_sync for httpx.Client)"
             )
-        shim = AsyncShim(
-            http_client or make_async_http_client(options),
-            owned=http_client is None,
-            factory=lambda: make_async_http_client(options),  # a fresh pool on another loop
-        )
-        self._bind(Pipeline(shim, options), owner=True)
+        self._bind(Pipeline(make_async_shim(transport, options, http_client), options), owner=True)
 
     def _bind(self, pipeline: Pipeline, *, owner: bool) -> None:
         self._pipeline = pipeline
@@ -118,6 +116,11 @@ class AsyncVentryx:
     @property
     def timeout(self) -> httpx.Timeout | None:
         return self._pipeline.options.timeout
+
+    @property
+    def transport(self) -> Literal["httpx", "aiohttp"]:
+        """The transport chosen for this client's requests (``"auto"`` resolved)."""
+        return transport_of(self._pipeline.shim)
 
     @property
     def is_closed(self) -> bool:

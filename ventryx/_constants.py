@@ -16,11 +16,18 @@ MAX_TIMEOUT = 86_400.0
 # The largest answer read (decoded bytes; gzip bombs stop here). A page of 100 big events
 # may need more: AsyncVentryx(max_response_bytes=...).
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-# httpx's own defaults (100 connections, 20 kept alive). More pooled connections look
-# cheaper but are not: httpcore scans every pooled connection for every queued request, and
-# 256/128 measured 4.5x slower than these at 64 concurrent requests (benchmarks/). Concurrent
-# workloads are better served by the `aiohttp` transport.
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# At most 100 connections (httpx's and aiohttp's default), every one of them kept alive: with
+# fewer kept alive than allowed (httpx's 20), a connection that goes idle while more than 20
+# are pooled is closed, and the next request opens a new one - at 256 requests in flight, one
+# new TCP connection per request (issue 19). The async httpx pool is split into one-connection
+# shards (ventryx/_httpx_pool.py), so its size no longer slows the pool down.
+MAX_CONNECTIONS = 100
+KEEPALIVE_EXPIRY = 5.0
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS,
+    max_keepalive_connections=MAX_CONNECTIONS,
+    keepalive_expiry=KEEPALIVE_EXPIRY,
+)
 
 # Backoff: initial * 2**(attempt - 1), capped, then jittered down by up to JITTER.
 INITIAL_RETRY_DELAY = 0.5

@@ -13,7 +13,7 @@ import socket
 import time
 import weakref
 from collections.abc import AsyncIterable, Callable
-from typing import Protocol, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import httpx
 
@@ -60,8 +60,13 @@ class Shim(Protocol):
     """
 
     @property
-    def client(self) -> httpx.Client | httpx.AsyncClient:
-        """The httpx client whose default headers and query parameters every request gets."""
+    def headers(self) -> httpx.Headers:
+        """The default headers every request starts from (an httpx client's own)."""
+        ...
+
+    @property
+    def params(self) -> httpx.QueryParams:
+        """The default query parameters every request gets."""
         ...
 
     async def send(
@@ -76,7 +81,24 @@ class Shim(Protocol):
     def is_closed(self) -> bool: ...
 
 
-class AsyncShim:
+_Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
+
+
+class _HttpxDefaults(Generic[_Client]):
+    """The httpx client's own default headers and query parameters, read at each request."""
+
+    client: _Client
+
+    @property
+    def headers(self) -> httpx.Headers:
+        return self.client.headers
+
+    @property
+    def params(self) -> httpx.QueryParams:
+        return self.client.params
+
+
+class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
     """``httpx.AsyncClient`` and ``anyio.sleep``: works on asyncio and trio.
 
     A pool's connections belong to the event loop that opened them. When the shim is next
@@ -240,7 +262,7 @@ def _close_socket_of(connection: object) -> None:
 _INHERITED_ASYNC_CLIENTS: list[httpx.AsyncClient] = []
 
 
-class BlockingShim:
+class BlockingShim(_HttpxDefaults[httpx.Client]):
     """``httpx.Client`` and ``time.sleep`` behind ``async def``: its coroutines never suspend.
 
     An owned client (made by ``factory``) is shared safely by threads (``httpx.Client`` is),

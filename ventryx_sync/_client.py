@@ -8,13 +8,14 @@ from types import TracebackType
 import httpx
 
 from ventryx import _constants as C
-from ventryx._client import AsyncVentryx, make_sync_http_client
+from ventryx._client import AsyncVentryx
 from ventryx._driver import drive
 from ventryx._logging import setup_from_env
 from ventryx._options import resolve_options
 from ventryx._pipeline import Pipeline
 from ventryx._retry import RetryPolicy
 from ventryx._shim import BlockingShim
+from ventryx._transports import make_sync_http_client
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx_sync.resources.events import Events
 from ventryx_sync.resources.workflows import Workflows

@@ -23,8 +23,9 @@ input was invalid; never applied. ``failed``: retries or the 429 wait budget ran
 have been applied by an attempt whose answer was lost. ``not_sent``: pulled, never sent.
 ``indeterminate``: sent, but the run stopped before an answer; it may have been applied."""
 
-BulkTransport: TypeAlias = Literal["default", "aiohttp"]
-"""``aiohttp``: send through an aiohttp session made for the call (asyncio only)."""
+BulkTransport: TypeAlias = Literal["default", "httpx", "aiohttp"]
+"""``default``: the client's own transport and pool. ``httpx`` or ``aiohttp`` (asyncio only),
+when it is not the client's: a pool of that transport made for the call."""
 
 # What a kept problem keeps of each body (see BulkSummary.record).
 PROBLEM_BODY_BYTES = 2048

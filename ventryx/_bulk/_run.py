@@ -8,14 +8,15 @@ from typing import TypeAlias
 
 import anyio
 
-from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
+from ventryx._bulk._engine import Engine, OnProgress, OnResult
 from ventryx._bulk._gate import gate_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput, NewEvent
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
+from ventryx._transports import make_async_shim, transport_of
 
-__all__ = ["EventSource", "run_emit_many"]
+__all__ = ["EventSource", "run_emit_many", "separate_pipeline"]
 
 EventSource: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
 
@@ -65,8 +66,8 @@ async def run_emit_many(
         )
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
         raise InvalidInputError("events", "must be an iterable or async iterable of events")
-    if transport not in ("default", "aiohttp"):
-        raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+    if transport not in ("default", "httpx", "aiohttp"):
+        raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
     for name, callback in (("on_result", on_result), ("on_progress", on_progress)):
         if callback is not None and not callable(callback):
             raise InvalidInputError(name, f"must be callable, got {type(callback).__name__}")
@@ -88,8 +89,9 @@ async def run_emit_many(
     ):
         raise InvalidInputError("stop_after_connection_failures", "must be None or an integer >= 1")
 
-    def make(through: Pipeline, sender: Sender | None = None) -> Engine:
-        return Engine(
+    through = separate_pipeline(pipeline, transport) or pipeline
+    try:
+        engine = Engine(
             through,
             gate,
             summary,
@@ -100,29 +102,35 @@ async def run_emit_many(
             on_result=on_result,
             on_progress=on_progress,
             progress_interval=interval,
-            sender=sender,
             stop_after_connection_failures=breaker,
         )
-
-    if transport == "default":
-        engine = make(pipeline)
         await _drive(engine, events)
-    else:
-        from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
-
-        fast = AiohttpSender(pipeline.options, concurrency)
-        try:
-            engine = make(fast.pipeline, fast)
-            await _drive(engine, events)
-        finally:
+    finally:
+        if through is not pipeline:
             with anyio.CancelScope(shield=True):
-                await fast.aclose()
+                await through.shim.aclose()
     if engine.error is not None:
         raise engine.error
     if summary.stopped_by is not None:
         summary.stopped_by.summary = summary  # type: ignore[attr-defined]
         raise summary.stopped_by
     return summary
+
+
+def separate_pipeline(pipeline: Pipeline, transport: BulkTransport) -> Pipeline | None:
+    """A pipeline with a pool of its own when ``transport`` is not the client's, else None.
+
+    Raises at once, before any worker starts, when the transport cannot run here (aiohttp
+    off asyncio): one clear error rather than one per event.
+    """
+    through = None
+    if transport not in ("default", transport_of(pipeline.shim)):
+        through = Pipeline(make_async_shim(transport, pipeline.options), pipeline.options)
+    if transport_of((through or pipeline).shim) == "aiohttp":
+        from ventryx._shim_aiohttp import require_asyncio  # noqa: PLC0415 - aiohttp's loaded
+
+        require_asyncio()
+    return through
 
 
 async def _drive(engine: Engine, events: EventSource) -> None:

@@ -335,7 +335,7 @@ def transport_for(args: argparse.Namespace) -> BulkTransport:
     if choice == "auto":
         import importlib.util  # noqa: PLC0415
 
-        available = importlib.util.find_spec("httpx_aiohttp") is not None
+        available = importlib.util.find_spec("aiohttp") is not None
         proxied = any(
             name.lower() in PROXY_VARIABLES for name, value in os.environ.items() if value
         )

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
@@ -28,6 +28,7 @@ from ventryx._bulk._engine import Engine
 from ventryx._bulk._gate import gate_for
 from ventryx._bulk._input import idempotency_key_for
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventOutcome
+from ventryx._bulk._run import separate_pipeline
 from ventryx._constants import (
     DEFAULT_CONCURRENCY,
     DEFAULT_DRAIN_TIMEOUT,
@@ -54,9 +55,6 @@ from ventryx._logging import logger
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline, new_idempotency_key
 from ventryx._validation import event_body
-
-if TYPE_CHECKING:
-    from ventryx._bulk._transport import AiohttpSender
 
 __all__ = ["AsyncEmitter", "EmitterClosedError", "EmitterStats"]
 
@@ -170,10 +168,10 @@ class AsyncEmitter:
         self._max_rate_limit_wait = _number(
             max_rate_limit_wait, "max_rate_limit_wait", positive=False
         )
-        if transport not in ("default", "aiohttp"):
-            raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+        if transport not in ("default", "httpx", "aiohttp"):
+            raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
         self._transport: BulkTransport = transport
-        self._fast: AiohttpSender | None = None
+        self._through: Pipeline | None = None  # another transport than the client's
         if on_result is not None and not callable(on_result):
             raise InvalidInputError("on_result", "must be a callable or None")
         self._on_result = on_result
@@ -335,8 +333,8 @@ class AsyncEmitter:
                     self._wake_local()
                     await self._finished.wait()
                 self._tg.cancel_scope.cancel()
-            if self._fast is not None:
-                await self._fast.aclose()
+            if self._through is not None:
+                await self._through.shim.aclose()
             self._closed = True
             left = self._store.outstanding() + self._held
             if left and self.outbox is None:
@@ -348,10 +346,7 @@ class AsyncEmitter:
     async def __aenter__(self) -> AsyncEmitter:
         if self._entered:
             raise VentryxError("an emitter is started once; make a new one")
-        if self._transport == "aiohttp":
-            from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
-
-            self._fast = AiohttpSender(self._pipeline.options, self._concurrency)
+        self._through = separate_pipeline(self._pipeline, self._transport)
         self._entered = True
         self._loop_thread = threading.get_ident()
         self._wake_threadsafe = _threadsafe_caller()
@@ -436,9 +431,8 @@ class AsyncEmitter:
                     if self._closing:
                         self._stop_pulling = True
                         break
-                fast = self._fast
                 engine = Engine(
-                    self._pipeline if fast is None else fast.pipeline,
+                    self._pipeline if self._through is None else self._through,
                     gate_for(self._pipeline.shim),
                     BulkSummary(max_problems=0),
                     concurrency=self._concurrency,
@@ -448,7 +442,6 @@ class AsyncEmitter:
                     on_result=self._settled,
                     on_progress=None,
                     progress_interval=1.0,
-                    sender=fast,
                 )
                 source = _Source(self._pull)
                 self._engine, self._source = engine, source

@@ -160,9 +160,9 @@ class Emitter:
         import anyio  # noqa: PLC0415
         from anyio.from_thread import BlockingPortal  # noqa: PLC0415
 
-        from ventryx._client import make_async_http_client  # noqa: PLC0415
         from ventryx._pipeline import Pipeline  # noqa: PLC0415
         from ventryx._shim import AsyncShim  # noqa: PLC0415
+        from ventryx._transports import make_async_http_client  # noqa: PLC0415
 
         inner = self._inner
         options = inner._pipeline.options  # pyright: ignore[reportPrivateUsage]

@@ -167,16 +167,18 @@ class Events:
         without an answer, ``not_sent`` otherwise) before the cancellation propagates. Pass your own
         ``summary`` to read the tally after a cancel: it is filled in place and returned.
 
-        ``transport="aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) sends through an
-        aiohttp-backed ``httpx.AsyncClient`` made for this call, much faster at high
-        concurrency; an injected ``http_client``'s hooks and proxies do not apply to it.
+        ``transport="default"`` sends through the client's own transport and pool;
+        ``"aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) or ``"httpx"``, when it is not
+        the client's, through a pool of that transport made for this call (an injected
+        ``http_client``'s hooks and proxies do not apply to it). Every request goes through the
+        same attempt path as single calls: same errors, logging and raw responses.
 
         Returns the ``BulkSummary``: counts per outcome (summing to ``pulled``), attempts,
         retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
         not delivered (delivered ones go only to ``on_result``).
         """
         from ventryx._bulk._blocking import emit_many_blocking
-        from ventryx._client import make_async_http_client
+        from ventryx._transports import make_async_http_client
 
         options = self._inner._pipeline.options  # pyright: ignore[reportPrivateUsage]
         return emit_many_blocking(
