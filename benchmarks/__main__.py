@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bench_curve, bench_decode, bench_import, bench_percall
+from benchmarks import bench_curve, bench_decode, bench_import, bench_percall, bench_web
 from benchmarks._external import external_rows, load_runner
 from benchmarks._util import (
     Config,
@@ -32,7 +32,7 @@ from benchmarks._util import (
 
 __all__ = ["BENCHES", "main", "run_all"]
 
-BENCHES = ("percall", "curve", "decode", "import", "bulk", "server", "redis")
+BENCHES = ("percall", "curve", "web", "decode", "import", "bulk", "emitter", "server", "redis")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -81,8 +81,13 @@ def run_all(
     *,
     only: Sequence[str] = BENCHES,
     write_markdown: bool = False,
+    update: bool = False,
 ) -> dict[str, Any]:
-    """Run the selected benchmarks, print the table, write the results; return the report."""
+    """Run the selected benchmarks, print the table, write the results; return the report.
+
+    ``update``: the rows of the groups run replace theirs in the results already in ``out``
+    (``latest.json``, ``PERFORMANCE.md``); every other row is kept as it was measured.
+    """
     info = machine_info()
     started = time.time()
     rows: list[Row] = []
@@ -90,7 +95,8 @@ def run_all(
     curve: dict[str, Any] = {}
     quick = cfg.name != "full"
     with contextlib.ExitStack() as stack:
-        canned = stack.enter_context(canned_server()) if {"percall", "curve"} & set(only) else ""
+        needs_canned = {"percall", "curve", "web"} & set(only)
+        canned = stack.enter_context(canned_server()) if needs_canned else ""
         if "percall" in only:
             local: str | None = None
             try:
@@ -115,11 +121,18 @@ def run_all(
                 return curve_rows
 
             rows += _guard("curve", do_curve)
+        if "web" in only:
+            rows += _guard("web", lambda: bench_web.run(cfg, canned))
     if "decode" in only:
         rows += _guard("decode", lambda: bench_decode.run(cfg))
     if "import" in only:
         rows += _guard("import", lambda: bench_import.run(cfg))
-    externals = (("bulk", "bench_bulk"), ("server", "bench_server"), ("redis", "bench_redis_gate"))
+    externals = (
+        ("bulk", "bench_bulk"),
+        ("emitter", "bench_emitter"),
+        ("server", "bench_server"),
+        ("redis", "bench_redis_gate"),
+    )
     for group, module in externals:
         if group in only:
             rows += _guard(group, lambda g=group, m=module: _external(g, m, quick, extra))
@@ -135,14 +148,48 @@ def run_all(
         "external": extra,
     }
     out.mkdir(parents=True, exist_ok=True)
+    markdown = _markdown(rows, report)
+    if update and (out / "latest.json").exists() and (out / "PERFORMANCE.md").exists():
+        groups = {row.group for row in rows}
+        previous = json.loads((out / "latest.json").read_text())
+        kept = [r for r in previous["rows"] if r["group"] not in groups]
+        report = {**previous, "rows": kept + report["rows"], f"update:{','.join(only)}": report}
+        markdown = _spliced((out / "PERFORMANCE.md").read_text(), rows, report, only)
     (out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nventryx benchmarks ({cfg.name} mode) on {machine_line(info)}\n")
     print(render_table(rows))
     print(f"\nwrote {out / 'latest.json'}")
     if write_markdown:
-        (out / "PERFORMANCE.md").write_text(_markdown(rows, report))
+        (out / "PERFORMANCE.md").write_text(markdown)
         print(f"wrote {out / 'PERFORMANCE.md'}")
     return report
+
+
+def _spliced(
+    markdown: str, rows: Sequence[Row], report: dict[str, Any], only: Sequence[str]
+) -> str:
+    """``PERFORMANCE.md`` with the table lines of ``rows``' groups replaced by ``rows``."""
+    groups = {row.group for row in rows}
+    fresh = render_table(rows, markdown=True).splitlines()[2:]
+    out: list[str] = []
+    for line in markdown.splitlines():
+        group = line[2:].partition(":")[0] if line.startswith("| ") else None
+        if group in groups:
+            out += fresh
+            fresh = []
+            continue
+        if line.startswith("| Comparison |"):
+            day = report[f"update:{','.join(only)}"]["started"][:10]
+            out += [
+                f"Rows of `{', '.join(sorted(groups))}` measured again on {day} "
+                f"(`python -m benchmarks --only {','.join(only)} --update`).",
+                "",
+            ]
+        out.append(line)
+    if fresh:  # groups the file did not have yet: after the table
+        at = max(i for i, line in enumerate(out) if line.startswith("| ")) + 1
+        out[at:at] = fresh
+    return "\n".join(out) + "\n"
 
 
 def _markdown(rows: Sequence[Row], report: dict[str, Any]) -> str:
@@ -158,7 +205,16 @@ def _markdown(rows: Sequence[Row], report: dict[str, Any]) -> str:
         f"{render_table(rows, markdown=True)}\n\n"
         "![requests/s against concurrency](concurrency.png)\n\n"
         "How to run and how to read these figures: `benchmarks/README.md`.\n"
+        + _ratecontrol_section()
     )
+
+
+def _ratecontrol_section() -> str:
+    """The last ``benchmarks.bench_ratecontrol`` table, kept when PERFORMANCE.md is rewritten."""
+    table = RESULTS / "RATECONTROL.md"
+    if not table.exists():
+        return ""
+    return f"\n<!-- ratecontrol:begin -->\n{table.read_text()}<!-- ratecontrol:end -->\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--write-markdown", action="store_true", help="write PERFORMANCE.md (always in full mode)"
     )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the rows of the benchmarks run in the results already in --out",
+    )
     args = parser.parse_args(argv)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(only) - set(BENCHES)
@@ -182,7 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown benchmarks: {', '.join(sorted(unknown))}")
     cfg = Config.tiny() if args.tiny else Config.quick() if args.quick else Config.full()
     report = run_all(
-        cfg, args.out, only=only, write_markdown=args.write_markdown or cfg.name == "full"
+        cfg,
+        args.out,
+        only=only,
+        write_markdown=args.write_markdown or cfg.name == "full",
+        update=args.update,
     )
     return 1 if any(row["status"] == "error" for row in report["rows"]) else 0
 

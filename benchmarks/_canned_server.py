@@ -1,7 +1,9 @@
 """A canned-response HTTP/1.1 server for the benchmarks: ``python -m benchmarks._canned_server``.
 
-Every request, whatever its method and path, gets the same ``201`` event document over a
-keep-alive connection. It does the least work an HTTP/1.1 server can (find the end of the head,
+Every ``POST`` (whatever its path) gets the same ``201`` event document, every ``GET`` the same
+``200`` page of five workflows (what ``workflows.list`` reads), over keep-alive connections;
+``GET /__connections`` answers ``{"accepted": N}``, the TCP connections accepted so far.
+It does the least work an HTTP/1.1 server can (find the end of the head,
 read ``Content-Length``, skip the body, write a precomputed answer), so that in a benchmark the
 client is what is measured. It runs in its own process; the client's CPU time never includes it.
 It prints ``http://127.0.0.1:PORT`` on stdout once it listens, and stops on SIGTERM or SIGINT.
@@ -15,7 +17,7 @@ import contextlib
 import signal
 import sys
 
-__all__ = ["BODY", "RESPONSE", "main"]
+__all__ = ["BODY", "PAGE", "PAGE_RESPONSE", "RESPONSE", "main"]
 
 BODY = (
     b'{"data": {"id": "evt_1", "type": "user.registered", "data": {}, '
@@ -29,7 +31,37 @@ RESPONSE = (
     b"Connection: keep-alive\r\n"
     b"\r\n" + BODY
 )
+_WORKFLOW = (
+    b'{"id": "wf_%d", "name": "onboarding", "trigger": {"type": "event", '
+    b'"event": "user.registered"}, "steps": [{"type": "webhook", '
+    b'"url": "https://example.com/hook"}], "created_at": "2026-01-01T00:00:00Z"}'
+)
+PAGE = (
+    b'{"data": ['
+    + b", ".join(_WORKFLOW % i for i in range(5))
+    + b'], "meta": {"total": 5, "page": 1, "per_page": 5}}'
+)
+PAGE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: application/json\r\n"
+    b"Content-Length: " + str(len(PAGE)).encode() + b"\r\n"
+    b"X-Request-Id: req_2\r\n"
+    b"Connection: keep-alive\r\n"
+    b"\r\n" + PAGE
+)
+_STATS_PATH = b"GET /__connections "
 _HEAD_END = b"\r\n\r\n"
+_accepted = 0
+
+
+def _stats_response() -> bytes:
+    body = b'{"accepted": %d}' % _accepted
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: keep-alive\r\n\r\n" % len(body)
+    ) + body
+
+
 _LENGTH = b"\r\ncontent-length:"
 
 
@@ -41,11 +73,13 @@ class _Canned(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        global _accepted  # noqa: PLW0603 - the process's one counter
+        _accepted += 1
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
-        answers = 0
+        answers: list[bytes] = []
         while True:
             end = buffer.find(_HEAD_END)
             if end < 0:
@@ -59,11 +93,15 @@ class _Canned(asyncio.Protocol):
             total = end + 4 + length
             if len(buffer) < total:
                 break
+            if buffer.startswith(b"GET "):
+                stats = buffer.startswith(_STATS_PATH)
+                answers.append(_stats_response() if stats else PAGE_RESPONSE)
+            else:
+                answers.append(RESPONSE)
             buffer = buffer[total:]
-            answers += 1
         self._buffer = buffer
         if answers and self._transport is not None:
-            self._transport.write(RESPONSE * answers)
+            self._transport.write(b"".join(answers))
 
 
 async def _serve(host: str, port: int) -> None:

@@ -1,8 +1,9 @@
 """Shared fixtures: every async test runs on asyncio and trio; a fresh local server per test.
 
 ``make_client`` builds a client against the local server. Tests written against it run
-through ``AsyncVentryx``; the ``client_kind`` parameter is where the sync facade joins in, so a
-behaviour is tested once and checked through both clients.
+through ``AsyncVentryx`` on both of its transports (httpx, and aiohttp on asyncio); the
+``client_kind`` parameter is where the aiohttp transport and the sync facade join in, so a
+behaviour is tested once and checked through every client.
 """
 
 from __future__ import annotations
@@ -33,26 +34,32 @@ def server() -> Iterator[LocalServer]:
         yield srv
 
 
-@pytest.fixture(params=["async", "sync"])
+@pytest.fixture(params=["async", "aiohttp", "sync"])
 def client_kind(request: pytest.FixtureRequest) -> str:
     """Which client a shared behaviour test runs through.
 
+    ``async`` is ``AsyncVentryx`` on its default (httpx) transport, ``aiohttp`` the same with
+    ``transport="aiohttp"``: asyncio only, so the (trio, aiohttp) combinations are deselected.
     ``sync`` is ``ventryx_sync.Ventryx`` behind ``tests._sync_adapter`` (awaitable calls, async
     iteration). It blocks the event loop, so which loop runs the test does not matter to it:
-    the (trio, sync) combinations are deselected (see ``pytest_collection_modifyitems``).
+    the (trio, sync) combinations are deselected too (see ``pytest_collection_modifyitems``).
     """
     return str(request.param)
 
 
+_NOT_ON_TRIO = frozenset({"sync", "aiohttp"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (reported in the summary, never silently passed) trio runs of the sync client."""
+    """Deselect (reported in the summary, never silently passed) trio runs of the sync client
+    and of the aiohttp transport."""
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         params: dict[str, Any] = callspec.params if callspec is not None else {}
-        sync_on_trio = params.get("client_kind") == "sync" and params.get("anyio_backend") == "trio"
-        (drop if sync_on_trio else keep).append(item)
+        on_trio = params.get("anyio_backend") == "trio"
+        (drop if on_trio and params.get("client_kind") in _NOT_ON_TRIO else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -72,9 +79,13 @@ async def make_client(
         kwargs.setdefault("api_key", server.api_key)
         kwargs.setdefault("base_url", server.base_url)
         kwargs.setdefault("retry_policy", FAST_RETRY)
-        client = (
-            AsyncVentryx(**kwargs) if client_kind == "async" else ClientAdapter(Ventryx(**kwargs))
-        )
+        client: AsyncVentryx | ClientAdapter
+        if client_kind == "sync":
+            client = ClientAdapter(Ventryx(**kwargs))
+        else:
+            if client_kind == "aiohttp" and "http_client" not in kwargs:
+                kwargs["transport"] = "aiohttp"
+            client = AsyncVentryx(**kwargs)
         made.append(client)
         return client
 

@@ -13,6 +13,7 @@ from ventryx import RetryPolicy
 from ventryx._bulk import BulkSummary
 from ventryx._bulk._blocking import emit_many_blocking
 from ventryx._options import resolve_options
+from ventryx._transports import make_async_http_client
 from ventryx._types import NOT_GIVEN
 from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit, ServerConfig
 
@@ -58,7 +59,11 @@ def test_ten_thousand_events_under_faults_through_the_portal(entry: str) -> None
                 summary = client.events.emit_many(gen(10_000), concurrency=32, transport="aiohttp")
         else:
             summary = emit_many_blocking(
-                options_for(server), gen(10_000), concurrency=32, transport="aiohttp"
+                options_for(server),
+                make_async_http_client,
+                gen(10_000),
+                concurrency=32,
+                transport="aiohttp",
             )
         assert summary.delivered == 10_000
         assert sum(summary.counts.values()) == 10_000
@@ -75,7 +80,9 @@ def test_keyboard_interrupt_settles_then_propagates() -> None:
         timer.start()
         try:
             with pytest.raises(KeyboardInterrupt):
-                emit_many_blocking(options_for(server), gen(n, keyed=True), summary=summary)
+                emit_many_blocking(
+                    options_for(server), make_async_http_client, gen(n, keyed=True), summary=summary
+                )
         finally:
             timer.cancel()
         assert summary.cancelled
@@ -83,7 +90,7 @@ def test_keyboard_interrupt_settles_then_propagates() -> None:
         assert sum(summary.counts.values()) == summary.pulled
         assert summary.delivered <= len(server.ledger.events)
         # The re-run completes the import without duplicating anything.
-        again = emit_many_blocking(options_for(server), gen(n, keyed=True))
+        again = emit_many_blocking(options_for(server), make_async_http_client, gen(n, keyed=True))
         assert again.delivered == n
         assert len(server.ledger.events) == n
         assert server.ledger.duplicates == 0

@@ -130,3 +130,16 @@ def test_parse_rate_headers() -> None:
     assert h is not None
     assert h.reset == pytest.approx(10.0)
     assert parse_rate_headers({"x-ratelimit-remaining": "nan", "x-ratelimit-reset": "-1"}) is None
+
+
+async def test_a_long_idle_probe_does_not_overflow() -> None:
+    gate, clock = make()
+    ticket = gate.admit_now()
+    assert ticket is not None
+    clock.now += 0.01
+    gate.on_rate_limited(ticket, None, max_pause=60.0)  # a cold start: slow start
+    clock.now += 1e6  # nothing sent for a long time
+    rate = gate.rate
+    assert rate is not None
+    assert math.isfinite(rate)
+    assert gate.admit_now() is not None

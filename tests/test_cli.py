@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ventryx.__main__ import main
-from ventryx.testing import LocalServer
+from ventryx.testing import DEFAULT_TEST_KEY, LocalServer
 
 ONBOARDING = {
     "name": "User onboarding",
@@ -116,7 +116,10 @@ def test_no_api_key_is_a_usage_error(
 ) -> None:
     monkeypatch.delenv("VENTRYX_API_KEY", raising=False)
     assert main(["--base-url", server.base_url, "workflows", "list"]) == 2
-    assert "ConfigurationError: No API key" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("ventryx: error: no API key: set VENTRYX_API_KEY or pass --api-key")
+    assert "api_key=" not in err
+    assert DEFAULT_TEST_KEY in err
 
 
 def test_emit_file_delivers_every_valid_line_once(
@@ -148,7 +151,7 @@ def test_emit_file_delivers_every_valid_line_once(
     assert len(set(applied)) == valid
     assert server.ledger.duplicates == 0
     assert failures.read_text(encoding="utf-8").splitlines() == invalid
-    assert f"Delivered {valid:,} of 10,000 events" in out
+    assert f"Delivered {valid:,} of 10,000 lines" in out
     assert f"{len(invalid)} invalid, 0 not delivered" in out
     assert "line 8: invalid JSON" in err
     assert "emitting events.jsonl [##############################] 10,000/10,000" in err
@@ -181,7 +184,9 @@ def test_emit_file_writes_rejected_events(
     ok = json.dumps({"type": "import.row", "data": {"n": 1}})
     source = write_lines(tmp_path / "mixed.jsonl", [ok, big])
     failures = tmp_path / "mixed.failures"
-    code = main(cli(server, "events", "emit-file", str(source), "--failures", str(failures)))
+    # httpx: aiohttp warns (ResourceWarning, an error under pytest) about a large bytes body.
+    args = ["emit-file", str(source), "--failures", str(failures), "--transport", "default"]
+    code = main(cli(server, "events", *args, "--no-derived-keys"))
     assert code == 1
     assert failures.read_text(encoding="utf-8") == big + "\n"
     out, err = capsys.readouterr()
@@ -240,6 +245,10 @@ def test_serve_subcommand_serves() -> None:
             line = proc.stdout.readline()
             assert line.startswith("Ventryx local server ready at http://127.0.0.1:")
             base_url = line.rsplit(" ", 1)[1].strip()
+            export = proc.stdout.readline()
+            assert export == (
+                f"export VENTRYX_API_KEY=vx_test_local_key VENTRYX_BASE_URL={base_url}\n"
+            )
             args = ["--base-url", base_url, "--api-key", "vx_test_local_key", "workflows", "list"]
             assert main(args) == 0
         finally:
@@ -253,3 +262,89 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("ventryx ")
     assert main(["events", "emit-file", "--help"]) == 0
     assert "--key-field" in capsys.readouterr().out
+
+
+def test_events_list_and_show(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(3):
+        kind = "user.registered" if n < 2 else "order.paid"
+        assert main(cli(server, "events", "emit", kind, "--data", json.dumps({"n": n}))) == 0
+    capsys.readouterr()
+    assert main(cli(server, "events", "list", "--per-page", "2")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3
+    assert "page 1 of 2, 3 in all  (--all for every page)" in out[-1]
+    assert main(cli(server, "events", "list", "--type", "order.paid", "--json")) == 0
+    page = json.loads(capsys.readouterr().out)
+    assert [e["data"] for e in page["data"]] == [{"n": 2}]
+    event_id = page["data"][0]["id"]
+    assert main(cli(server, "events", "list", "--all", "--per-page", "1")) == 0
+    assert capsys.readouterr().out.endswith("3 events\n")
+    assert main(cli(server, "events", "show", event_id)) == 0
+    assert capsys.readouterr().out.startswith(f"{event_id}  order.paid  ")
+    assert main(cli(server, "events", "show", event_id, "--json")) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == event_id
+    assert main(cli(server, "events", "show", "evt_missing")) == 1
+    assert "NotFoundError (HTTP 404" in capsys.readouterr().err
+
+
+def test_workflows_update_and_delete(
+    server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "workflow.json"
+    spec.write_text(json.dumps(ONBOARDING), encoding="utf-8")
+    assert main(cli(server, "workflows", "create", str(spec), "--json")) == 0
+    wf_id = json.loads(capsys.readouterr().out)["id"]
+    change = tmp_path / "rename.json"
+    change.write_text(json.dumps({"name": "Renamed"}), encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 0
+    assert capsys.readouterr().out == f"Updated workflow {wf_id} (name)\n"
+    assert main(cli(server, "workflows", "show", wf_id, "--json")) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["name"] == "Renamed"
+    assert shown["steps"] == ONBOARDING["steps"]  # untouched
+    change.write_text(json.dumps({"colour": "red"}), encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 2
+    assert "unknown field(s) colour" in capsys.readouterr().err
+    change.write_text("{}", encoding="utf-8")
+    assert main(cli(server, "workflows", "update", wf_id, str(change))) == 2
+    assert "nothing to change" in capsys.readouterr().err
+    assert main(cli(server, "workflows", "delete", wf_id)) == 0
+    assert capsys.readouterr().out == f"Deleted workflow {wf_id}\n"
+    assert main(cli(server, "workflows", "delete", wf_id, "--json")) == 1
+    assert main(cli(server, "workflows", "list")) == 0
+    assert capsys.readouterr().out.endswith("0 in all\n")
+
+
+def test_json_makes_errors_json(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(cli(server, "workflows", "show", "wf_missing", "--json")) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    error = json.loads(err)["error"]
+    assert error["type"] == "NotFoundError"
+    assert error["status_code"] == 404
+    assert error["code"] == "not_found"
+    assert error["request_id"].startswith("req_")
+    assert main(cli(server, "events", "emit", "x", "--data", "[1]", "--json")) == 2
+    assert json.loads(capsys.readouterr().err)["error"]["message"].startswith("--data must")
+    args = ["--base-url", server.base_url, "--api-key", WRONG_KEY, "--json", "workflows", "list"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert json.loads(err)["error"]["status_code"] == 401
+    assert WRONG_KEY not in err
+
+
+def test_page_past_the_end_says_so(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(cli(server, "events", "emit", "x")) == 0
+    capsys.readouterr()
+    assert main(cli(server, "workflows", "list", "--page", "99")) == 0
+    assert (
+        capsys.readouterr().out == "page 99 is past the end: 0 workflows in all, on 1 page of 20\n"
+    )
+    assert main(cli(server, "events", "list", "--page", "99", "--per-page", "5")) == 0
+    assert capsys.readouterr().out == "page 99 is past the end: 1 event in all, on 1 page of 5\n"
+
+
+def test_cli_knows_the_local_key_without_importing_the_server() -> None:
+    from ventryx._cli import _commands
+
+    assert _commands.DEFAULT_TEST_KEY == DEFAULT_TEST_KEY

@@ -25,6 +25,7 @@ EXPECTED = {
     "pagination.py": r"^page 2, per_page 50, total 143: 50\n143 workflows in all$",
     "error_handling.py": r"^143 workflows$",
     "bulk_emit.py": r"^delivered 1000 of 1000 in \d+\.\ds, 0 retries$",
+    "background_emit.py": r"^enqueued 100 events in \d+\.\d ms; delivered 100, pending 0$",
 }
 
 
@@ -75,7 +76,8 @@ def test_example_runs(path: str, seeded: LocalServer) -> None:
     assert re.fullmatch(EXPECTED[Path(path).name], result.stdout.strip()), result.stdout
     applied = len(seeded.ledger.events) - before
     name = Path(path).name
-    assert applied == {"emit_event.py": 1, "bulk_emit.py": 1000}.get(name, 0)
+    effects = {"emit_event.py": 1, "bulk_emit.py": 1000, "background_emit.py": 100}
+    assert applied == effects.get(name, 0)
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])

@@ -22,11 +22,16 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(
     r"(?:<!-- readme-test: (?P<mode>\w+) -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)```", re.S
 )
+# Only `python3` (Debian and Ubuntu have no `python`), and nothing installed outside .venv.
 DEMO_COMMAND = (
-    "python -m venv .venv && "
+    "python3 -m venv .venv && "
     '.venv/bin/python -m pip install ".[cli,aiohttp]" && .venv/bin/ventryx demo'
 )
-TEST_COMMAND = "python -m pip install --upgrade nox && python -m nox"
+TEST_COMMAND = (
+    "python3 -m venv .venv && .venv/bin/python -m pip install nox && .venv/bin/python -m nox"
+)
+REPO = "https://github.com/ventryx/ventryx-python"
+LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
 
 
 def blocks() -> list[tuple[str, str, str, int]]:
@@ -56,8 +61,10 @@ def performance_block(markdown: str) -> str:
         if not line.startswith("<!--") and line.strip() != "## Performance"
     ]
     body = "\n".join(lines).strip()
-    body = body.replace("](concurrency.png)", "](benchmarks/results/concurrency.png)")
-    return body.replace("`benchmarks/README.md`", "[`benchmarks/README.md`](benchmarks/README.md)")
+    image = f"{REPO.replace('github.com', 'raw.githubusercontent.com')}/main/benchmarks/results"
+    body = body.replace("](concurrency.png)", f"]({image}/concurrency.png)")
+    guide = f"[`benchmarks/README.md`]({REPO}/blob/main/benchmarks/README.md)"
+    return body.replace("`benchmarks/README.md`", guide)
 
 
 def test_performance_section_matches_the_benchmark_results() -> None:
@@ -70,7 +77,15 @@ def test_performance_section_matches_the_benchmark_results() -> None:
         return
     expected = performance_block(results.read_text(encoding="utf-8"))
     assert shown == expected, "copy benchmarks/results/PERFORMANCE.md into the README:\n" + expected
-    assert "](benchmarks/results/concurrency.png)" in shown
+    assert "/main/benchmarks/results/concurrency.png)" in shown
+
+
+def test_links_work_on_an_index_page() -> None:
+    """PyPI shows the README without the repository: every link and image is absolute."""
+    targets = [m["target"] for m in LINK.finditer(README.read_text(encoding="utf-8"))]
+    assert targets
+    relative = [t for t in targets if not t.startswith(("https://", "#"))]
+    assert relative == []
 
 
 @pytest.mark.parametrize(

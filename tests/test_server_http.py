@@ -8,6 +8,7 @@ import socket
 import httpx
 import pytest
 
+import ventryx
 from ventryx.testing import (
     DEFAULT_TEST_KEY,
     Fault,
@@ -239,12 +240,44 @@ async def test_asgi_faults(anyio_backend: str) -> None:
         transport=transport, base_url="http://test/v1", headers=headers
     ) as client:
         assert (await client.post("/events", json={"type": "slow"})).status_code == 201
-        with pytest.raises(SimulatedConnectionError, match="reset"):
+        # what httpx raises for the real thing over a socket, and a SimulatedConnectionError
+        with pytest.raises(httpx.ReadError, match="reset") as reset:
             await client.post("/events", json={"type": "reset"})
-        with pytest.raises(SimulatedConnectionError, match="truncated"):
+        with pytest.raises(httpx.RemoteProtocolError, match="truncated") as cut:
             await client.post("/events", json={"type": "cut"})
         assert (await client.post("/events", json={"type": "x"})).status_code == 504
+    assert isinstance(reset.value, SimulatedConnectionError)
+    assert isinstance(cut.value, SimulatedConnectionError)
     assert [e["type"] for e in app.ledger.events] == ["slow", "reset", "cut"]
+
+
+@pytest.mark.anyio
+async def test_the_sdk_over_asgi_sees_connection_errors_not_the_simulation() -> None:
+    """Through ``httpx.ASGITransport`` a reset is an ``APIConnectionError``, retried as usual."""
+    rule = FaultRule(
+        "POST /v1/events",
+        sequence=[Fault("reset_before"), Fault("truncated"), Fault("reset_after"), None],
+    )
+    app = create_app(ServerConfig(faults=[rule]))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    fast = ventryx.RetryPolicy(initial_delay=0.001, max_delay=0.002)
+    async with ventryx.AsyncVentryx(
+        DEFAULT_TEST_KEY,
+        base_url="http://127.0.0.1/v1",
+        http_client=http,
+        max_retries=0,
+        retry_policy=fast,
+    ) as client:
+        for kind in ("reset", "truncated"):
+            with pytest.raises(ventryx.APIConnectionError, match=kind) as caught:
+                await client.events.emit(type="once", idempotency_key=kind)
+            assert isinstance(caught.value.__cause__, httpx.TransportError)
+        # reset after the effect: the retry with the same key is a replay, applied once
+        event = await client.with_options(max_retries=2).events.emit(type="kept")
+        assert event.type == "kept"
+    await http.aclose()
+    assert [e["type"] for e in app.ledger.events] == ["once", "kept"]
+    assert app.ledger.replays == 1
 
 
 @pytest.mark.anyio

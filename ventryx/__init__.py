@@ -15,6 +15,7 @@ from ventryx._errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ConflictError,
     DriverError,
@@ -24,6 +25,7 @@ from ventryx._errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     UnprocessableEntityError,
     VentryxError,
 )
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
         OutcomeStatus,
     )
     from ventryx._bulk._redis_gate import RedisRateGate
+    from ventryx._emitter._async import AsyncEmitter, EmitterClosedError, EmitterStats
+    from ventryx._emitter._store import DeadLetter, OnFull, OutboxFullError
     from ventryx.models import (
         DeletedWorkflow,
         Event,
@@ -54,17 +58,23 @@ if TYPE_CHECKING:
         Workflow,
     )
 
-# The models and the bulk names are attrs classes: they load on first use, so that
+# The models, the bulk and the emitter names are attrs classes: they load on first use, so that
 # `import ventryx` does not pay for attrs (about a fifth of its import time).
 _LAZY: dict[str, str] = {
+    "AsyncEmitter": "ventryx._emitter._async",
     "BulkProgress": "ventryx._bulk._results",
     "BulkSummary": "ventryx._bulk._results",
     "BulkTransport": "ventryx._bulk._results",
+    "DeadLetter": "ventryx._emitter._store",
     "DeletedWorkflow": "ventryx.models",
+    "EmitterClosedError": "ventryx._emitter._async",
+    "EmitterStats": "ventryx._emitter._async",
     "Event": "ventryx.models",
     "EventInput": "ventryx._bulk._results",
     "EventOutcome": "ventryx._bulk._results",
     "NewEvent": "ventryx._bulk._results",
+    "OnFull": "ventryx._emitter._store",
+    "OutboxFullError": "ventryx._emitter._store",
     "OutcomeStatus": "ventryx._bulk._results",
     "PageMeta": "ventryx.models",
     "RawResponse": "ventryx.models",
@@ -81,6 +91,7 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncEmitter",
     "AsyncPage",
     "AsyncPager",
     "AsyncVentryx",
@@ -89,10 +100,14 @@ __all__ = [
     "BulkProgress",
     "BulkSummary",
     "BulkTransport",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "DeadLetter",
     "DeletedWorkflow",
     "DriverError",
+    "EmitterClosedError",
+    "EmitterStats",
     "Event",
     "EventInput",
     "EventOutcome",
@@ -102,6 +117,8 @@ __all__ = [
     "NewEvent",
     "NotFoundError",
     "NotGiven",
+    "OnFull",
+    "OutboxFullError",
     "OutcomeStatus",
     "PageMeta",
     "PayloadTooLargeError",
@@ -109,6 +126,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RedisRateGate",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "Step",
     "Trigger",

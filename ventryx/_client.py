@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 
@@ -11,15 +11,22 @@ from ventryx import _constants as C
 from ventryx._logging import setup_from_env
 from ventryx._options import (
     ClientOptions,
+    check_call_timeout,
     check_headers,
+    check_max_response_bytes,
     check_max_retries,
     check_query,
+    check_retry_policy,
     resolve_options,
     resolve_timeout,
 )
 from ventryx._pipeline import Pipeline
 from ventryx._retry import RetryPolicy
-from ventryx._shim import AsyncShim
+from ventryx._transports import (
+    Transport,
+    make_async_shim,
+    transport_of,
+)
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx.resources.workflows import AsyncWorkflows
@@ -27,19 +34,7 @@ from ventryx.resources.workflows import AsyncWorkflows
 if TYPE_CHECKING:
     from ventryx._bulk._redis_gate import RedisRateGate
 
-__all__ = ["AsyncVentryx", "make_async_http_client", "make_sync_http_client"]
-
-
-def make_async_http_client(options: ClientOptions) -> httpx.AsyncClient:
-    """The ``httpx.AsyncClient`` a client owns when none is injected."""
-    return httpx.AsyncClient(
-        timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False
-    )
-
-
-def make_sync_http_client(options: ClientOptions) -> httpx.Client:
-    """The ``httpx.Client`` the sync client owns when none is injected."""
-    return httpx.Client(timeout=options.timeout, limits=C.DEFAULT_LIMITS, follow_redirects=False)
+__all__ = ["AsyncVentryx"]
 
 
 class AsyncVentryx:
@@ -47,6 +42,12 @@ class AsyncVentryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+
+    ``timeout`` bounds each attempt as a whole (the largest of its phases for an
+    ``httpx.Timeout``), however slowly the server trickles its answer; ``call_timeout`` bounds
+    a whole call, every attempt and every wait between them (``None``: only the attempts are
+    bounded). ``max_response_bytes`` caps one answer, counted decoded (default 8 MiB).
+
     ``rate_gate`` (a ``ventryx.RedisRateGate``) shares one rate limit with every client, on
     any host, whose gate names the same key.
     """
@@ -66,7 +67,19 @@ class AsyncVentryx:
         default_query: Query | None = None,
         http_client: httpx.AsyncClient | None = None,
         rate_gate: RedisRateGate | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
+        transport: Transport = "httpx",
     ) -> None:
+        """``transport`` is what every request goes through (the blocking client has httpx only).
+
+        ``"httpx"`` (the default) works on asyncio and trio, and is the one an injected
+        ``http_client`` implies. ``"aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) is
+        several times faster at high concurrency. ``"auto"`` is aiohttp when it is installed
+        and the client is created in a running asyncio loop, httpx otherwise. Errors, retries,
+        timeouts, logging and raw responses are the same on both; ``events.emit_many``
+        follows the client's choice.
+        """
         setup_from_env()
         options = resolve_options(
             api_key=api_key,
@@ -77,13 +90,14 @@ class AsyncVentryx:
             default_headers=default_headers,
             default_query=default_query,
             rate_gate=rate_gate,
+            max_response_bytes=max_response_bytes,
+            call_timeout=call_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
             raise TypeError(
                 "http_client must be an httpx.AsyncClient (use ventryx_sync for httpx.Client)"
             )
-        shim = AsyncShim(http_client or make_async_http_client(options), owned=http_client is None)
-        self._bind(Pipeline(shim, options), owner=True)
+        self._bind(Pipeline(make_async_shim(transport, options, http_client), options), owner=True)
 
     def _bind(self, pipeline: Pipeline, *, owner: bool) -> None:
         self._pipeline = pipeline
@@ -112,6 +126,11 @@ class AsyncVentryx:
         return self._pipeline.options.timeout
 
     @property
+    def transport(self) -> Literal["httpx", "aiohttp"]:
+        """The transport chosen for this client's requests (``"auto"`` resolved)."""
+        return transport_of(self._pipeline.shim)
+
+    @property
     def is_closed(self) -> bool:
         return self._pipeline.shim.is_closed
 
@@ -125,11 +144,14 @@ class AsyncVentryx:
         retry_policy: RetryPolicy | None = None,
         default_headers: Headers | None = None,
         default_query: Query | None = None,
+        max_response_bytes: int | None = None,
+        call_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> AsyncVentryx:
         """A copy with some settings changed, sharing this client's connection pool.
 
         Closing the copy does not close the pool; closing the original does.
         """
+        check_retry_policy(retry_policy)
         current = self._pipeline.options
         key, url = current.api_key, current.base_url
         if api_key is not None or base_url is not None:
@@ -157,6 +179,16 @@ class AsyncVentryx:
             },
             default_query={**current.default_query, **check_query(default_query, "default_query")},
             rate_gate=current.rate_gate,
+            max_response_bytes=(
+                current.max_response_bytes
+                if max_response_bytes is None
+                else check_max_response_bytes(max_response_bytes)
+            ),
+            call_timeout=(
+                current.call_timeout
+                if isinstance(call_timeout, NotGiven)
+                else check_call_timeout(call_timeout)
+            ),
         )
         return type(self)._from_pipeline(self._pipeline.with_options(options), owner=False)
 

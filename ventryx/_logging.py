@@ -32,3 +32,26 @@ def setup_from_env() -> None:
     handler.setFormatter(logging.Formatter("[%(asctime)s %(levelname)s %(name)s] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder a terminal line.
+_UNSAFE = dict.fromkeys(
+    [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+
+
+def escape_control(text: str) -> str:
+    r"""``text`` safe for one log or terminal line: controls shown as ``\n``, ``\x1b``, ``\u202e``.
+
+    For any text that came from the server (error codes, messages, request ids) before it is
+    logged or printed; printable text, non-ASCII letters included, is unchanged.
+    """
+    if text.isprintable() and not any(ord(ch) in _UNSAFE for ch in text):
+        return text
+    out: list[str] = []
+    for ch in text:
+        if ord(ch) in _UNSAFE or (not ch.isprintable() and ch != " "):
+            out.append(repr(ch)[1:-1] if ch not in "'\"" else ch)
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Mapping
@@ -47,12 +49,16 @@ class ClientOptions(Immutable):
     default_headers: Mapping[str, str]
     default_query: Mapping[str, str | int | float | bool]
     rate_gate: RedisRateGate | None
+    max_response_bytes: int
+    call_timeout: float | None
 
     __slots__ = (
         "api_key",
         "base_url",
+        "call_timeout",
         "default_headers",
         "default_query",
+        "max_response_bytes",
         "max_retries",
         "rate_gate",
         "retry_policy",
@@ -70,9 +76,13 @@ class ClientOptions(Immutable):
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int | float | bool] | None = None,
         rate_gate: RedisRateGate | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
     ) -> None:
         values: dict[str, object] = {
             "api_key": api_key,
+            "max_response_bytes": max_response_bytes,
+            "call_timeout": call_timeout,
             "base_url": base_url,
             "timeout": timeout,
             "max_retries": max_retries,
@@ -89,6 +99,7 @@ class ClientOptions(Immutable):
         return (
             f"ClientOptions(base_url={self.base_url!r}, timeout={self.timeout!r}, "
             f"max_retries={self.max_retries!r}, retry_policy={self.retry_policy!r}, "
+            f"call_timeout={self.call_timeout!r}, max_response_bytes={self.max_response_bytes!r}, "
             f"default_headers={sorted(self.default_headers)!r}, "
             f"default_query={dict(self.default_query)!r})"
         )
@@ -100,19 +111,65 @@ def resolve_timeout(
     """NOT_GIVEN means the default; a number means that many seconds for every phase."""
     if isinstance(timeout, NotGiven):
         return default
-    if timeout is None or isinstance(timeout, httpx.Timeout):
+    if timeout is None:
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if isinstance(timeout, httpx.Timeout):
+        for phase, value in timeout.as_dict().items():
+            if value is not None:
+                check_seconds(value, f"timeout ({phase})")
+        return timeout
+    return httpx.Timeout(check_seconds(timeout, "timeout"))
+
+
+def check_seconds(value: object, param: str) -> float:
+    """A finite, positive number of seconds up to ``MAX_TIMEOUT`` (a socket takes no more)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    seconds = float(value) if ok and abs(value) < 1e300 else math.nan  # type: ignore[arg-type]
+    if not (0 < seconds <= C.MAX_TIMEOUT):
         raise InvalidInputError(
-            "timeout", "must be a positive number of seconds, an httpx.Timeout or None"
+            param,
+            f"must be a positive number of seconds up to {C.MAX_TIMEOUT:g} (an httpx.Timeout, "
+            f"or None for no timeout), got {value!r}",
         )
-    return httpx.Timeout(float(timeout))
+    return seconds
+
+
+def attempt_total(timeout: httpx.Timeout | None) -> float | None:
+    """How long one attempt may take in all: the largest of its phase timeouts.
+
+    httpx's timeouts bound each read; this bounds the attempt, so a peer trickling its answer
+    one byte at a time cannot keep it going. ``None``: no timeout at all.
+    """
+    if timeout is None:
+        return None
+    phases = [v for v in timeout.as_dict().values() if v is not None]
+    return max(phases) if phases else None
+
+
+def check_call_timeout(value: object) -> float | None:
+    return None if value is None else check_seconds(value, "call_timeout")
+
+
+def check_max_response_bytes(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1024 <= value <= 2**40:
+        raise InvalidInputError(
+            "max_response_bytes", f"must be an integer from 1024 to 2**40, got {value!r}"
+        )
+    return value
 
 
 def check_max_retries(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError("max_retries", "must be an integer >= 0")
     return value
+
+
+# RFC 9110 token characters: what a header name may be made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Visible ASCII, space and tab: what a header value may hold (httpx encodes it as ASCII).
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+MAX_HEADER_VALUE = 8192
+MAX_QUERY_VALUE = 4096
 
 
 def check_headers(headers: Headers | None, param: str) -> dict[str, str]:
@@ -122,20 +179,28 @@ def check_headers(headers: Headers | None, param: str) -> dict[str, str]:
     if not isinstance(headers, Mapping):
         raise InvalidInputError(param, "must be a mapping of header names to strings")
     out: dict[str, str] = {}
+    seen: set[str] = set()
     for name, value in headers.items():
-        if (
-            not isinstance(name, str)
-            or not name
-            or not name.isascii()
-            or not name.isprintable()
-            or " " in name
-            or ":" in name
-        ):
-            raise InvalidInputError(param, f"invalid header name {name!r}")
-        if not isinstance(value, str) or any(ch in value for ch in "\r\n\x00"):
-            raise InvalidInputError(param, f"header {name!r} must be a string without line breaks")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise InvalidInputError(param, f"invalid header name {_shown(name)}")
+        if name.lower() in seen:
+            raise InvalidInputError(param, f"header {name!r} is given twice (names ignore case)")
+        seen.add(name.lower())
+        if not isinstance(value, str):
+            raise InvalidInputError(param, f"header {name!r} must be a string")
+        if len(value) > MAX_HEADER_VALUE or not _FIELD_VALUE.fullmatch(value):
+            raise InvalidInputError(
+                param,
+                f"header {name!r} must be printable ASCII (no control characters or line "
+                f"breaks) of at most {MAX_HEADER_VALUE} characters",
+            )
         out[name] = value
     return out
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def check_query(query: Query | None, param: str) -> dict[str, str | int | float | bool]:
@@ -146,7 +211,24 @@ def check_query(query: Query | None, param: str) -> dict[str, str | int | float 
     for name, value in query.items():
         if not isinstance(value, (str, int, float, bool)):
             raise InvalidInputError(param, f"value of {name!r} must be a string, number or boolean")
+        for text, what in ((name, "name"), (value, "value")):
+            if isinstance(text, str):
+                check_text(text, param, f"{what} of {_shown(name)}", MAX_QUERY_VALUE)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(param, f"value of {name!r} must be finite")
     return dict(query)
+
+
+def check_text(text: str, param: str, what: str, limit: int) -> None:
+    """Text that can be sent as UTF-8 (no lone surrogates) and is at most ``limit`` long."""
+    if len(text) > limit:
+        raise InvalidInputError(param, f"{what} is {len(text)} characters; at most {limit}")
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            param, f"{what} holds {exc.object[exc.start : exc.end]!r}, which is not valid UTF-8"
+        ) from None
 
 
 def _check_api_key(api_key: object) -> str:
@@ -185,10 +267,12 @@ def _check_base_url(base_url: object) -> str:
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise ConfigurationError(f"base_url is not a valid URL: {exc}") from None
+        detail = redact_userinfo(str(exc))
+        raise ConfigurationError(f"base_url is not a valid URL: {detail}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
-            f"base_url must start with https:// (or http:// for a local server), got {text!r}"
+            "base_url must start with https:// (or http:// for a local server), "
+            f"got {redact_userinfo(text)!r}"
         )
     if url.port is not None and not 0 < url.port < 65536:
         raise ConfigurationError(f"base_url port must be 1 to 65535, got {url.port}")
@@ -211,6 +295,38 @@ def _check_base_url(base_url: object) -> str:
     return str(url.copy_with(path=path or "/")).rstrip("/")
 
 
+_USERINFO = re.compile(r"(?<=//)[^/?#@\s]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """``text`` with any ``user:password@`` of a URL in it replaced (never echo a password)."""
+    return _USERINFO.sub("***@", text)
+
+
+def check_retry_policy(value: object) -> RetryPolicy | None:
+    if value is not None and not isinstance(value, RetryPolicy):
+        raise ConfigurationError(
+            f"retry_policy must be a ventryx.RetryPolicy, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_rate_gate(value: object) -> None:
+    """A ``RedisRateGate`` or ``None``.
+
+    Looked up in ``sys.modules``, not imported: no gate exists before its module is loaded, and
+    this layer must not import ``ventryx._bulk`` (which imports it).
+    """
+    if value is None:
+        return
+    module = sys.modules.get("ventryx._bulk._redis_gate")
+    gate_class: object = getattr(module, "RedisRateGate", None)
+    if not (isinstance(gate_class, type) and isinstance(value, gate_class)):
+        raise ConfigurationError(
+            f"rate_gate must be a ventryx.RedisRateGate or None, got {type(value).__name__}"
+        )
+
+
 def resolve_options(
     *,
     api_key: str | None,
@@ -221,22 +337,21 @@ def resolve_options(
     default_headers: Headers | None,
     default_query: Query | None,
     rate_gate: RedisRateGate | None = None,
+    max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+    call_timeout: float | None = None,
 ) -> ClientOptions:
     """Settings from the arguments, falling back to the environment, all checked."""
     if api_key is None:
         api_key = os.environ.get(C.API_KEY_ENV, "")
     if base_url is None:
         base_url = os.environ.get(C.BASE_URL_ENV) or C.DEFAULT_BASE_URL
-    if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-        raise ConfigurationError("retry_policy must be a ventryx.RetryPolicy")
-    if rate_gate is not None:
-        from ventryx._bulk._redis_gate import RedisRateGate  # noqa: PLC0415 - only when given
-
-        if not isinstance(rate_gate, RedisRateGate):
-            raise ConfigurationError("rate_gate must be a ventryx.RedisRateGate or None")
+    check_retry_policy(retry_policy)
+    check_rate_gate(rate_gate)
     try:
         return ClientOptions(
             api_key=_check_api_key(api_key),
+            max_response_bytes=check_max_response_bytes(max_response_bytes),
+            call_timeout=check_call_timeout(call_timeout),
             base_url=_check_base_url(base_url),
             timeout=resolve_timeout(timeout, C.DEFAULT_TIMEOUT),
             max_retries=check_max_retries(max_retries),

@@ -71,15 +71,26 @@ class AsyncPage(Generic[_T]):
 
     @property
     def has_next_page(self) -> bool:
-        """Whether a later page holds more items."""
+        """Whether a later page holds more items.
+
+        Not when this page is empty, short (fewer items than ``per_page``), or reaches
+        ``meta.total``, nor when ``meta`` is nonsense (``page`` or ``per_page`` below 1): a
+        walk over the pages always ends, whatever the server says.
+        """
         m = self.meta
-        return bool(self.data) and m.page * m.per_page < m.total
+        if not self.data or m.page < 1 or m.per_page < 1 or len(self.data) < m.per_page:
+            return False
+        return m.page * m.per_page < m.total
 
     async def next_page(self) -> AsyncPage[_T] | None:
-        """Fetch the page after this one, or return ``None`` when this is the last."""
+        """Fetch the page after this one, or return ``None`` when this is the last.
+
+        A server that answers with the same (or an earlier) page number again ends the walk.
+        """
         if not self.has_next_page:
             return None
-        return await self._fetch(self.meta.page + 1)
+        page = await self._fetch(self.meta.page + 1)
+        return page if page.meta.page > self.meta.page else None
 
     def iter_pages(self) -> AsyncIterator[AsyncPage[_T]]:
         """This page and every page after it."""
@@ -122,6 +133,24 @@ class AsyncPager(Generic[_T]):
 
     def __aiter__(self) -> AsyncIterator[_T]:
         return self.iter_items()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the pager lacks: a page's names mean a missing ``await``.
+        if name in _PAGE_NAMES:
+            raise AttributeError(
+                f"'AsyncPager' has no attribute {name!r}: list() returns a pager, not a page; "
+                f"did you forget await? (page = await client.workflows.list(); page.{name})"
+            )
+        raise AttributeError(f"'AsyncPager' object has no attribute {name!r}")
+
+    def __iter__(self) -> Iterator[_T]:
+        raise TypeError(
+            "'AsyncPager' is not iterable with a plain for: use `async for item in "
+            "client.workflows.list()`, or `await` it for the first page"
+        )
+
+
+_PAGE_NAMES = frozenset({"data", "meta", "raw_response", "has_next_page", "next_page"})
 
 
 # Iterator classes rather than async generators: breaking out of an ``async for`` then leaves

@@ -11,28 +11,33 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+import traceback
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlencode
 
 import httpx
 
+from ventryx._deadline import ACCEPT_ENCODING, DeadlineExceeded
 from ventryx._errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     InvalidInputError,
     RateLimitError,
     status_error_class,
 )
-from ventryx._logging import logger
+from ventryx._logging import escape_control, logger
 from ventryx._options import (
     USER_AGENT,
     ClientOptions,
+    attempt_total,
     check_headers,
     check_max_retries,
     check_query,
+    redact_userinfo,
     resolve_timeout,
 )
 from ventryx._retry import is_retryable, parse_retry_after
@@ -88,7 +93,56 @@ def check_idempotency_key(key: object) -> str:
     return key
 
 
+class Secret(str):
+    """A header value printed as ``[redacted]`` (``repr``, ``str``, f-strings), sent as is.
+
+    The merged headers of a request are a plain dict while it is built and sent; with the key
+    held in one of these, a traceback's captured locals (``pytest -l``, rich, Sentry) show
+    ``'[redacted]'`` instead.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'[redacted]'"
+
+    def __str__(self) -> str:
+        return "[redacted]"
+
+    def __format__(self, spec: str) -> str:
+        return "[redacted]"
+
+
+_MAX_DEPTH = 200
+
+
+def _non_string_key(value: object, path: str, depth: int = 0) -> str | None:
+    """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it)."""
+    if depth > _MAX_DEPTH:
+        return None  # json.dumps reports the depth itself
+    if isinstance(value, dict):
+        mapping = cast("dict[object, object]", value)
+        for key, item in mapping.items():
+            if not isinstance(key, str):
+                return f"{path} has the key {key!r} ({type(key).__name__}), not a string"
+            found = _non_string_key(item, f"{path}[{key!r}]", depth + 1)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        items = cast("list[object]", value)
+        for index, item in enumerate(items):
+            found = _non_string_key(item, f"{path}[{index}]", depth + 1)
+            if found:
+                return found
+    return None
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
+    for name, value in body.items():
+        problem = _non_string_key(value, name)
+        if problem:
+            # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
+            raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
@@ -112,6 +166,13 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         snippet = " ".join(body.split())[:200]
         ctype = response.headers.get("content-type", "unknown type")
         message = f"non-JSON error body ({ctype}): {snippet}" if snippet else "empty error body"
+        if 300 <= response.status_code < 400:
+            location = response.headers.get("location")
+            where = f"to {redact_userinfo(location)[:500]!r}" if location else "without a Location"
+            message = (
+                f"redirect {where}, not followed: check base_url "
+                f"(the request went to {_shown_url(response.request.url)})"
+            )
     else:
         envelope = as_object(body)
         error = as_object(envelope.get("error")) if envelope is not None else None
@@ -122,9 +183,85 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
             message = raw_message if isinstance(raw_message, str) else response.reason_phrase
         else:
             message = f"error body without an 'error' object: {str(body)[:200]}"
+    if response.status_code == 404:
+        message += _route_hint(response.request)
     retry_after = parse_retry_after(response.headers)
     cls = status_error_class(response.status_code, code)
     return cls(response=response, code=code, message=message, body=body, retry_after=retry_after)
+
+
+def _shown_url(url: httpx.URL) -> str:
+    return escape_control(str(url.copy_with(query=None)))[:500]
+
+
+def _route_hint(request: httpx.Request) -> str:
+    """For a 404 on a path outside ``/v1``: the likely cause, a base URL without ``/v1``."""
+    url = request.url
+    if "/v1/" in f"{url.path}/":
+        return ""
+    root = f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+    return (
+        f" ({request.method} {_shown_url(url)} is outside /v1: is /v1 missing from base_url? "
+        f"e.g. base_url={root + '/v1'!r})"
+    )
+
+
+def _host_port(request: httpx.Request) -> str:
+    url = request.url
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{port}"
+
+
+def _cleared(exc: BaseException) -> BaseException:
+    """``exc`` with the locals of its (finished) frames cleared, down its cause chain.
+
+    httpx's and httpcore's frames hold the request's headers (the key) as bytes; the SDK's
+    exception keeps the original as ``__cause__`` for its type and message, not its locals.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+    return exc
+
+
+class _OneChunk(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body as one chunk, iterated by plain iterators rather than generators.
+
+    httpx's own body stream is an async generator; an attempt cancelled at its deadline while
+    the body is being written leaves it suspended, and trio warns when it is collected.
+    """
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncOnce(self._content)
+
+
+class _AsyncOnce:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes | None) -> None:
+        self._content = content
+
+    def __aiter__(self) -> _AsyncOnce:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content, self._content = self._content, None
+        if content is None:
+            raise StopAsyncIteration
+        return content
 
 
 class Pipeline:
@@ -135,12 +272,17 @@ class Pipeline:
         self.options = options
         # Lower-case names: they are merged over httpx's (lower-case) client headers by key.
         self._headers = {
-            "authorization": f"Bearer {options.api_key}",
+            "authorization": Secret(f"Bearer {options.api_key}"),
             "user-agent": USER_AGENT,
             "accept": "application/json",
+            "accept-encoding": ACCEPT_ENCODING,
             **{name.lower(): value for name, value in options.default_headers.items()},
         }
+        auth = self._headers["authorization"]
+        if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
+            self._headers["authorization"] = Secret(auth)
         self._timeout = timeout_extension(options.timeout)
+        self._attempt_total = attempt_total(options.timeout)
         self._urls: dict[str, httpx.URL] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
@@ -160,6 +302,19 @@ class Pipeline:
         idempotency_key: str | None = None,
     ) -> Response:
         """Send one logical call, with retries; return its decoded JSON or raise."""
+        started = time.monotonic()
+        if self.shim.is_closed:
+            raise ClientClosedError(
+                "this client is closed (close()/aclose() or the end of its with block); "
+                "make a new client"
+            )
+        call_timeout = self.options.call_timeout
+        call_deadline = None if call_timeout is None else started + call_timeout
+        per_attempt = (
+            self._attempt_total
+            if isinstance(timeout, NotGiven)
+            else attempt_total(resolve_timeout(timeout, self.options.timeout))
+        )
         request = self.build_request(
             method,
             path,
@@ -180,16 +335,23 @@ class Pipeline:
         async def attempt() -> Response:
             nonlocal attempts, limited
             attempts += 1
+            if gate is not None and limited:
+                wait = await gate.call_turn(blocking=isinstance(self.shim, BlockingShim))
+                if call_deadline is not None:  # the turn never outlasts the call's budget
+                    wait = min(wait, max(0.0, call_deadline - time.monotonic()))
+                await self.shim.sleep(wait)
+            deadline = None if per_attempt is None else time.monotonic() + per_attempt
+            if call_deadline is not None:
+                deadline = call_deadline if deadline is None else min(deadline, call_deadline)
             if gate is None:
-                return await self._attempt(request, attempts)
-            blocking = isinstance(self.shim, BlockingShim)
-            if limited:
-                await self.shim.sleep(await gate.call_turn(blocking=blocking))
+                return await self._attempt(request, attempts, deadline)
             try:
-                return await self._attempt(request, attempts)
+                return await self._attempt(request, attempts, deadline)
             except RateLimitError as exc:
                 limited = True  # its pause is shared with every client of the gate, on any host
-                await gate.call_limited(exc.retry_after, blocking=blocking)
+                await gate.call_limited(
+                    exc.retry_after, blocking=isinstance(self.shim, BlockingShim)
+                )
                 raise
 
         if retries == 0:
@@ -210,6 +372,7 @@ class Pipeline:
             policy=self.options.retry_policy,
             sleep=self.shim.sleep,
             before_sleep=_log_retry(request),
+            deadline=call_deadline,
         )
         return await retrying(_replay_then(first_failure, attempt))
 
@@ -229,15 +392,24 @@ class Pipeline:
 
         Built directly rather than through ``client.build_request``, which re-parses the URL
         and re-merges headers and cookies on every call (about 35 us, a tenth of a request).
-        The client's own default headers and query parameters still apply; cookies do not
-        (the API sets none).
+        The shim's default headers and query parameters (an httpx client's own) still apply;
+        cookies do not (the API sets none).
         """
-        client = self.shim.client
-        headers = dict(client.headers.multi_items())
+        shim = self.shim
+        headers: dict[str, str] = dict(shim.headers.multi_items())
         headers.update(self._headers)
         if extra_headers:
             for name, value in check_headers(extra_headers, "extra_headers").items():
-                headers[name.lower()] = value
+                lower = name.lower()
+                if lower == "idempotency-key" and method in _IDEMPOTENT_BODY_METHODS:
+                    if idempotency_key is not None and value != idempotency_key:
+                        raise InvalidInputError(
+                            "extra_headers",
+                            "its Idempotency-Key differs from idempotency_key=; pass the key "
+                            "once, as idempotency_key=",
+                        )
+                    idempotency_key = value
+                headers[lower] = Secret(value) if lower == "authorization" else value
         content: bytes | None = None
         if body is not None:
             content = encode_body(body)
@@ -252,18 +424,30 @@ class Pipeline:
         if params:
             query.update(params)
         if extra_query:
-            query.update(check_query(extra_query, "extra_query"))
+            extra = check_query(extra_query, "extra_query")
+            paged = params is not None and "page" in params
+            for name in extra:
+                if (params and name in params) or (paged and name == "per_page"):
+                    raise InvalidInputError(
+                        "extra_query",
+                        f"{name!r} is set by the method itself (a pager walks the pages); "
+                        f"pass {name}= to the method instead",
+                    )
+            query.update(extra)
         url = self._url(path, query)
-        if client.params:
-            url = url.copy_merge_params(client.params)
+        if shim.params:
+            url = url.copy_merge_params(shim.params)
         extension = (
             self._timeout
             if isinstance(timeout, NotGiven)
             else timeout_extension(resolve_timeout(timeout, self.options.timeout))
         )
-        return httpx.Request(
+        request = httpx.Request(
             method, url, content=content, headers=headers, extensions={"timeout": extension}
         )
+        if content:
+            request.stream = _OneChunk(content)
+        return request
 
     def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
         if query:
@@ -279,28 +463,48 @@ class Pipeline:
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
         """One attempt without retries: the decoded answer, or the mapped exception.
 
-        For callers that own the retry decisions (bulk emission shares one rate gate).
+        For callers that own the retry decisions (bulk emission shares one rate gate). The
+        attempt is bounded by the client's timeout as a whole (see ``attempt_total``).
         """
-        return await self._attempt(request, attempt)
+        total = self._attempt_total
+        deadline = None if total is None else time.monotonic() + total
+        return await self._attempt(request, attempt, deadline)
 
-    async def _attempt(self, request: httpx.Request, number: int) -> Response:
+    async def _attempt(
+        self, request: httpx.Request, number: int, deadline: float | None = None
+    ) -> Response:
         started = time.perf_counter()
         try:
-            response = await self.shim.send(request)
+            response = await self.shim.send(
+                request, deadline=deadline, max_bytes=self.options.max_response_bytes
+            )
         except httpx.TimeoutException as exc:
+            if isinstance(exc, DeadlineExceeded):
+                elapsed = time.perf_counter() - started
+                why = f"no complete answer within {elapsed:.2f} s (timeout= / call_timeout=)"
+            else:
+                why = type(exc).__name__
             raise APITimeoutError(
-                f"Request timed out ({type(exc).__name__}).", request=request
-            ) from exc
+                f"Request to {_host_port(request)} timed out: {why}.", request=request
+            ) from _cleared(exc)
+        except httpx.DecodingError as exc:
+            raise APIConnectionError(
+                f"Unreadable answer from {_host_port(request)}: {escape_control(str(exc))[:300]}",
+                request=request,
+            ) from _cleared(exc)
         except httpx.TransportError as exc:
-            detail = str(exc) or type(exc).__name__
-            raise APIConnectionError(f"Connection error: {detail}", request=request) from exc
+            detail = escape_control(str(exc) or type(exc).__name__)[:300]
+            raise APIConnectionError(
+                f"Connection error ({_host_port(request)}): {detail}", request=request
+            ) from _cleared(exc)
         if logger.isEnabledFor(logging.DEBUG):
+            rid = response.headers.get("x-request-id")
             logger.debug(
                 "%s %s -> %s (request id %s, attempt %d, %.1f ms)",
                 request.method,
-                request.url.path,
+                escape_control(request.url.path),
                 response.status_code,
-                response.headers.get("x-request-id"),
+                None if rid is None else escape_control(rid),
                 number,
                 (time.perf_counter() - started) * 1000,
             )
@@ -362,7 +566,7 @@ def _log_retry(request: httpx.Request) -> Any:
         logger.info(
             "%s %s failed (%s); retrying in %.2f s (attempt %d)",
             request.method,
-            request.url.path,
+            escape_control(request.url.path),
             _summary(exc),
             wait if math.isfinite(wait) else -1.0,
             state.attempt_number,
@@ -373,7 +577,6 @@ def _log_retry(request: httpx.Request) -> Any:
 
 def _summary(exc: BaseException | None) -> str:
     if isinstance(exc, APIStatusError):
-        return f"HTTP {exc.status_code} {exc.code or ''}, request id {exc.request_id}".replace(
-            "  ", " "
-        )
+        text = f"HTTP {exc.status_code} {exc.code or ''}, request id {exc.request_id}"
+        return escape_control(text.replace("  ", " "))
     return type(exc).__name__ if exc is not None else "unknown"

@@ -94,35 +94,50 @@ def _seconds(name: str, value: object) -> float:
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
 
-    Returns ``None`` when neither header is present or parseable; never negative.
+    Returns ``None`` when neither header is present or parseable; never negative, and never
+    more than ``RETRY_AFTER_CEILING`` (1e10 s): thousands of digits, or a year past 9999,
+    mean "not for a very long time", which is that ceiling.
     """
     ms = headers.get("retry-after-ms")
     if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-        except ValueError:
-            value = None
-        if value is not None and math.isfinite(value):
-            return max(value, 0.0)
+        value = _number(ms)
+        if value is not None:
+            return _bounded(value / 1000.0)
     text = headers.get("retry-after")
     if text is None:
         return None
     text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        # float() also accepts "nan" and "inf"; neither is a wait.
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    seconds = _number(text)
+    if seconds is not None:
+        return _bounded(seconds)
+    parts = email.utils.parsedate_tz(text)
+    if parts is None:
+        return None
+    if parts[0] > 9999:  # beyond what datetime holds: as far as a wait goes
+        return C.RETRY_AFTER_CEILING
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     current = datetime.now(timezone.utc).timestamp() if now is None else now
-    return max(when.timestamp() - current, 0.0)
+    return _bounded(when.timestamp() - current)
+
+
+def _number(text: str) -> float | None:
+    """Seconds written as a decimal number; "inf", "nan" and other words are not."""
+    text = text.strip()
+    digits = text.lstrip("+-").replace(".", "", 1)
+    if not digits.isdigit() or not digits.isascii():
+        return None
+    if len(text) > 30:  # thousands of digits: float() gives inf or int() refuses; a long wait
+        return -1.0 if text.startswith("-") else C.RETRY_AFTER_CEILING
+    return float(text)
+
+
+def _bounded(seconds: float) -> float:
+    return min(max(seconds, 0.0), C.RETRY_AFTER_CEILING)
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:

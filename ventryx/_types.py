@@ -72,7 +72,6 @@ def as_object(value: object) -> JSONObject | None:
     return cast(JSONObject, value) if isinstance(value, dict) else None
 
 
-# `Union` rather than `|`: these aliases are evaluated at runtime on Python 3.10.
 TimeoutTypes: TypeAlias = float | httpx.Timeout | None
 Headers: TypeAlias = Mapping[str, str]
 Query: TypeAlias = Mapping[str, str | int | float | bool]

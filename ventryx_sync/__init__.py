@@ -19,6 +19,7 @@ from ventryx import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     ConflictError,
     DriverError,
@@ -30,6 +31,7 @@ from ventryx import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     RetryPolicy,
     UnprocessableEntityError,
     VentryxError,
@@ -43,11 +45,16 @@ if TYPE_CHECKING:
         BulkProgress,
         BulkSummary,
         BulkTransport,
+        DeadLetter,
         DeletedWorkflow,
+        EmitterClosedError,
+        EmitterStats,
         Event,
         EventInput,
         EventOutcome,
         NewEvent,
+        OnFull,
+        OutboxFullError,
         OutcomeStatus,
         PageMeta,
         RawResponse,
@@ -56,6 +63,7 @@ if TYPE_CHECKING:
         Trigger,
         Workflow,
     )
+    from ventryx._emitter._sync import Emitter
 
 __all__ = [
     "NOT_GIVEN",
@@ -69,10 +77,15 @@ __all__ = [
     "BulkProgress",
     "BulkSummary",
     "BulkTransport",
+    "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "DeadLetter",
     "DeletedWorkflow",
     "DriverError",
+    "Emitter",
+    "EmitterClosedError",
+    "EmitterStats",
     "Event",
     "EventInput",
     "EventOutcome",
@@ -82,6 +95,8 @@ __all__ = [
     "NewEvent",
     "NotFoundError",
     "NotGiven",
+    "OnFull",
+    "OutboxFullError",
     "OutcomeStatus",
     "Page",
     "PageMeta",
@@ -90,6 +105,7 @@ __all__ = [
     "RateLimitError",
     "RawResponse",
     "RedisRateGate",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "Step",
     "Trigger",
@@ -100,37 +116,43 @@ __all__ = [
     "__version__",
 ]
 
-
-_LAZY = frozenset(
-    {
-        "BulkProgress",
-        "BulkSummary",
-        "BulkTransport",
-        "DeletedWorkflow",
-        "Event",
-        "EventInput",
-        "EventOutcome",
-        "NewEvent",
-        "OutcomeStatus",
-        "PageMeta",
-        "RawResponse",
-        "RedisRateGate",
-        "Step",
-        "Trigger",
-        "Workflow",
-    }
-)
+# ventryx loads these on first use (``_LAZY`` in ventryx/__init__.py); so does ventryx_sync,
+# each from the module named (a hand-written twin's own).
+_LAZY = {
+    "BulkProgress": "ventryx",
+    "BulkSummary": "ventryx",
+    "BulkTransport": "ventryx",
+    "DeadLetter": "ventryx",
+    "DeletedWorkflow": "ventryx",
+    "Emitter": "ventryx._emitter._sync",
+    "EmitterClosedError": "ventryx",
+    "EmitterStats": "ventryx",
+    "Event": "ventryx",
+    "EventInput": "ventryx",
+    "EventOutcome": "ventryx",
+    "NewEvent": "ventryx",
+    "OnFull": "ventryx",
+    "OutboxFullError": "ventryx",
+    "OutcomeStatus": "ventryx",
+    "PageMeta": "ventryx",
+    "RawResponse": "ventryx",
+    "RedisRateGate": "ventryx",
+    "Step": "ventryx",
+    "Trigger": "ventryx",
+    "Workflow": "ventryx",
+}
 
 
 # Kept from type checkers: a module-level __getattr__ would make every misspelt name `Any`.
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
+        module = _LAZY.get(name)
+        if module is None:
             raise AttributeError(f"module 'ventryx_sync' has no attribute {name!r}")
-        import ventryx
+        import importlib
 
-        value = getattr(ventryx, name)
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
 

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ventryx import _constants as C
-from ventryx._client import AsyncVentryx, make_sync_http_client
+from ventryx._client import AsyncVentryx
 from ventryx._driver import drive
 from ventryx._logging import setup_from_env
 from ventryx._options import resolve_options
 from ventryx._pipeline import Pipeline
 from ventryx._retry import RetryPolicy
 from ventryx._shim import BlockingShim
+from ventryx._transports import make_sync_http_client
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx_sync.resources.events import Events
 from ventryx_sync.resources.workflows import Workflows
@@ -31,6 +32,12 @@ class Ventryx:
 
     ``api_key`` and ``base_url`` default to ``VENTRYX_API_KEY`` and ``VENTRYX_BASE_URL``. An
     injected ``http_client`` (proxies, mTLS, event hooks) is used as is and never closed here.
+
+    ``timeout`` bounds each attempt as a whole (the largest of its phases for an
+    ``httpx.Timeout``), however slowly the server trickles its answer; ``call_timeout`` bounds
+    a whole call, every attempt and every wait between them (``None``: only the attempts are
+    bounded). ``max_response_bytes`` caps one answer, counted decoded (default 8 MiB).
+
     ``rate_gate`` (a ``ventryx.RedisRateGate``) shares one rate limit with every client, on
     any host, whose gate names the same key.
     """
@@ -50,6 +57,8 @@ class Ventryx:
         default_query: Query | None = None,
         http_client: httpx.Client | None = None,
         rate_gate: RedisRateGate | None = None,
+        max_response_bytes: int = C.DEFAULT_MAX_RESPONSE_BYTES,
+        call_timeout: float | None = None,
     ) -> None:
         setup_from_env()
         options = resolve_options(
@@ -61,6 +70,8 @@ class Ventryx:
             default_headers=default_headers,
             default_query=default_query,
             rate_gate=rate_gate,
+            max_response_bytes=max_response_bytes,
+            call_timeout=call_timeout,
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
             raise TypeError(
@@ -113,6 +124,8 @@ class Ventryx:
         retry_policy: RetryPolicy | None = None,
         default_headers: Headers | None = None,
         default_query: Query | None = None,
+        max_response_bytes: int | None = None,
+        call_timeout: float | NotGiven | None = NOT_GIVEN,
     ) -> Ventryx:
         """A copy with some settings changed, sharing this client's connection pool.
 
@@ -127,6 +140,8 @@ class Ventryx:
                 retry_policy=retry_policy,
                 default_headers=default_headers,
                 default_query=default_query,
+                max_response_bytes=max_response_bytes,
+                call_timeout=call_timeout,
             )
         )
 

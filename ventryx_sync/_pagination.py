@@ -49,15 +49,26 @@ class Page(Generic[_T]):
         )
 
     def __len__(self) -> int:
-        return self._inner.__len__()
+        return len(self.data)
 
     @property
     def has_next_page(self) -> bool:
-        """Whether a later page holds more items."""
-        return self._inner.has_next_page
+        """Whether a later page holds more items.
+
+        Not when this page is empty, short (fewer items than ``per_page``), or reaches
+        ``meta.total``, nor when ``meta`` is nonsense (``page`` or ``per_page`` below 1): a
+        walk over the pages always ends, whatever the server says.
+        """
+        m = self.meta
+        if not self.data or m.page < 1 or m.per_page < 1 or len(self.data) < m.per_page:
+            return False
+        return m.page * m.per_page < m.total
 
     def next_page(self) -> Page[_T] | None:
-        """Fetch the page after this one, or return ``None`` when this is the last."""
+        """Fetch the page after this one, or return ``None`` when this is the last.
+
+        A server that answers with the same (or an earlier) page number again ends the walk.
+        """
         result = drive(self._inner.next_page())
         return None if result is None else Page(result)
 
@@ -70,4 +81,4 @@ class Page(Generic[_T]):
         return iterate(self._inner.iter_items())
 
     def __iter__(self) -> Iterator[_T]:
-        return iterate(self._inner.__aiter__())
+        return self.iter_items()

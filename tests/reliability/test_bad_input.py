@@ -98,6 +98,20 @@ CONFIG_ROWS = [
     ConfigRow("retry-policy-dict", {"retry_policy": {"initial_delay": 1}}),
     ConfigRow("default-header-newline", {"default_headers": {"X-A": "a\r\nX-B: b"}}),
     ConfigRow("default-query-list", {"default_query": {"tags": ["a", "b"]}}),
+    # issue 14: settings that crashed later with a raw exception
+    ConfigRow("timeout-infinite", {"timeout": float("inf")}),
+    ConfigRow("timeout-nan", {"timeout": float("nan")}),
+    ConfigRow("timeout-1e300", {"timeout": 1e300}),
+    ConfigRow("timeout-httpx-infinite-read", {"timeout": httpx.Timeout(5.0, read=float("inf"))}),
+    ConfigRow("call-timeout-zero", {"call_timeout": 0}),
+    ConfigRow("call-timeout-string", {"call_timeout": "5"}),
+    ConfigRow("max-response-bytes-zero", {"max_response_bytes": 0}),
+    ConfigRow("max-response-bytes-float", {"max_response_bytes": 1e6}),
+    ConfigRow("retry-policy-string", {"retry_policy": "fast"}),
+    ConfigRow("url-password-bad-scheme", {"base_url": "ftp://user:hunter2pass@api.example/v1"}),
+    ConfigRow("default-header-control", {"default_headers": {"X-A": "a\x1bb"}}),
+    ConfigRow("default-header-surrogate", {"default_headers": {"X-A": "\ud800"}}),
+    ConfigRow("default-query-surrogate", {"default_query": {"q": "\ud800"}}),
 ]
 
 
@@ -215,6 +229,27 @@ CALL_ROWS = [
     _invalid("header-name-space", _emit(extra_headers={"X A": "v"}), "extra_headers"),
     _invalid("header-value-int", _emit(extra_headers={"X-A": 5}), "extra_headers"),
     _invalid("query-list-value", _emit(extra_query={"a": [1, 2]}), "extra_query"),
+    # issue 14: raw UnicodeEncodeError / InvalidURL / misleading connection errors before
+    _invalid("id-lone-surrogate", lambda c: c.events.retrieve("evt_\ud800"), "event_id"),
+    _invalid("id-10-mb", lambda c: c.workflows.retrieve("w" * 10_000_000), "workflow_id"),
+    _invalid("query-lone-surrogate", _emit(extra_query={"q": "\udfff"}), "extra_query"),
+    _invalid("query-10-mb", _emit(extra_query={"q": "x" * 10_000_000}), "extra_query"),
+    _invalid("query-infinite", _emit(extra_query={"q": float("inf")}), "extra_query"),
+    _invalid("header-lone-surrogate", _emit(extra_headers={"X-A": "\ud800"}), "extra_headers"),
+    _invalid("header-escape", _emit(extra_headers={"X-A": "a\x1b[2Jb"}), "extra_headers"),
+    _invalid("header-nul", _emit(extra_headers={"X-A": "a\x00b"}), "extra_headers"),
+    _invalid("header-non-ascii", _emit(extra_headers={"X-A": "clé"}), "extra_headers"),
+    _invalid("header-name-has-space", _emit(extra_headers={"X A": "1"}), "extra_headers"),
+    _invalid("header-twice", _emit(extra_headers={"X-A": "1", "x-a": "2"}), "extra_headers"),
+    _invalid(
+        "idempotency-key-conflict",
+        _emit(idempotency_key="k1", extra_headers={"Idempotency-Key": "k2"}),
+        "extra_headers",
+    ),
+    _invalid("nested-int-key", _emit(data={"a": {1: "x", "1": "y"}}), "data"),
+    _invalid("nested-none-key-in-list", _emit(data={"a": [{None: 1}]}), "data"),
+    _invalid("step-int-key", _create(steps=[{**STEP, 2: "x"}]), "steps[0]"),
+    _invalid("timeout-infinite-per-call", _emit(timeout=float("inf")), "timeout"),
     _invalid("query-int-name", _emit(extra_query={1: "x"}), "extra_query"),
     _invalid("timeout-string", _emit(timeout="5"), "timeout"),
     _invalid("max-retries-float", _emit(max_retries=1.5), "max_retries"),
@@ -262,9 +297,17 @@ CALL_ROWS = [
         ventryx.PayloadTooLargeError,
         1,
     ),
-    CallRow(
+    _invalid(
         "per-page-0-via-extra-query",
         lambda c: c.events.list(extra_query={"per_page": "0"}),
+        "extra_query",
+    ),
+    _invalid(
+        "page-via-extra-query", lambda c: c.events.list(extra_query={"page": 2}), "extra_query"
+    ),
+    CallRow(
+        "per-page-0-via-default-query",
+        lambda c: c.with_options(default_query={"per_page": "0"}).events.list(),
         ventryx.BadRequestError,
         1,
     ),
@@ -512,3 +555,74 @@ def test_the_tables_are_big_enough() -> None:
     assert rows >= 40
     assert len({r.id for r in CALL_ROWS}) == len(CALL_ROWS)
     assert sys.getrecursionlimit() < 100_000  # DEEP really is deeper than json can decode
+
+
+# -- issue 14: settings of copies, bulk arguments, keys that must not be replaced -------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"retry_policy": "fast"}, ventryx.ConfigurationError),
+        ({"timeout": float("inf")}, ventryx.InvalidInputError),
+        ({"call_timeout": -1}, ventryx.InvalidInputError),
+        ({"max_response_bytes": "big"}, ventryx.InvalidInputError),
+    ],
+    ids=["retry-policy-string", "timeout-infinite", "call-timeout-negative", "max-bytes-str"],
+)
+async def test_with_options_checks_at_once(
+    make_client, kwargs: dict[str, Any], error: type
+) -> None:
+    with pytest.raises(error) as info:
+        make_client().with_options(**kwargs)
+    assert next(iter(kwargs)) in str(info.value)
+
+
+def test_a_password_in_the_base_url_is_never_echoed() -> None:
+    for url in ("ftp://user:hunter2pass@api.example/v1", "https://user:hunter2pass@api.example/v1"):
+        with pytest.raises(ventryx.ConfigurationError) as info:
+            AsyncVentryx(KEY, base_url=url)
+        assert "hunter2pass" not in str(info.value)
+
+
+BULK_ROWS = [
+    ("summary-string", {"summary": "x"}, "summary"),
+    ("events-dict", {"events": {"type": "t", "data": {}}}, "events"),
+    ("events-new-event", {"events": ventryx.NewEvent(type="t")}, "events"),
+    ("on-result-not-callable", {"on_result": "print"}, "on_result"),
+    ("on-progress-not-callable", {"on_progress": 5}, "on_progress"),
+    ("concurrency-million", {"concurrency": 10**6}, "concurrency"),
+]
+
+
+@pytest.mark.parametrize("row", BULK_ROWS, ids=lambda r: r[0])
+async def test_emit_many_arguments_are_checked_before_sending(
+    make_client, server: LocalServer, row: tuple[str, dict[str, Any], str]
+) -> None:
+    _, kwargs, param = row
+    kwargs = {"events": [{"type": "t"}] * 3, **kwargs}
+    with anyio.fail_after(20), pytest.raises(ventryx.InvalidInputError) as info:
+        await make_client().events.emit_many(**kwargs)
+    assert info.value.param == param
+    assert sum(server.ledger.attempts.values()) == 0
+
+
+async def test_emit_many_needs_no_more_workers_than_events(
+    make_client, server: LocalServer
+) -> None:
+    with anyio.fail_after(20):
+        summary = await make_client().events.emit_many([{"type": "t"}] * 10, concurrency=1024)
+    assert summary.delivered == 10
+    assert summary.max_in_flight <= 10
+
+
+async def test_an_idempotency_key_in_extra_headers_is_the_key(
+    make_client, server: LocalServer
+) -> None:
+    client = make_client()
+    await client.events.emit(type="t", extra_headers={"Idempotency-Key": "mine-1"})
+    await client.events.emit(
+        type="t", idempotency_key="mine-2", extra_headers={"idempotency-key": "mine-2"}
+    )
+    keys = [r.idempotency_key for r in server.ledger.requests if r.method == "POST"]
+    assert keys == ["mine-1", "mine-2"]

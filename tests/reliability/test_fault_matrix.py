@@ -23,9 +23,11 @@ pytestmark = [pytest.mark.reliability, pytest.mark.anyio, pytest.mark.timeout(60
 
 MAX_RETRIES = 2
 POLICY = ventryx.RetryPolicy(initial_delay=0.01, max_delay=0.05, max_retry_after=2.0)
-# The delay fault answers after DELAY s; the client gives up after TIMEOUT s per attempt.
-TIMEOUT = 0.15
-DELAY = 0.5
+# The delay fault answers after DELAY s; the client gives up after TIMEOUT s per attempt. All
+# attempts of a write (with their backoff) must end well before the first one lands, even on a
+# loaded machine, or the last retry meets the stored answer instead of a conflict.
+TIMEOUT = 0.25
+DELAY = 1.2
 # A timeout for every fault but ``delay``: generous, it only has to catch a hang.
 SLACK_TIMEOUT = 10.0
 STEP = {"type": "send_notification", "channel": "email", "template": "welcome"}

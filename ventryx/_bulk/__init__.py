@@ -1,7 +1,7 @@
 """Concurrent bulk event emission: ``client.events.emit_many`` and its blocking twin.
 
 Roles: ``_input`` (item -> body and key), ``_gate`` (the shared rate gate), ``_engine`` (the
-worker pool), ``_run`` (arguments, transport, cancellation), ``_transport`` (aiohttp),
+worker pool), ``_run`` (arguments, transport, cancellation),
 ``_blocking`` (the portal for sync code), ``_results`` (what a run reports).
 """
 

@@ -2,8 +2,9 @@
 
 The sync client's requests never need a thread (DESIGN.md section 2); bulk emission needs real
 concurrency, so it alone runs an event loop in a worker thread for the duration of the call,
-with its own ``httpx.AsyncClient``. Ctrl-C cancels the run, waits for it to settle (every
-pulled event gets its outcome), then re-raises ``KeyboardInterrupt``.
+with its own ``httpx.AsyncClient`` from ``open_http`` (the client layer's factory, passed in:
+this module sits below the client and never imports it). Ctrl-C cancels the run, waits for it
+to settle (every pulled event gets its outcome), then re-raises ``KeyboardInterrupt``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import AsyncIterable, Callable, Iterable
 
+import httpx
 from anyio.from_thread import start_blocking_portal
 
-from ventryx import _client  # a module reference: the client imports this package
 from ventryx._bulk._results import (
     BulkProgress,
     BulkSummary,
@@ -21,6 +22,7 @@ from ventryx._bulk._results import (
     EventInput,
     EventOutcome,
 )
+from ventryx._bulk._run import run_emit_many
 from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
@@ -36,6 +38,7 @@ __all__ = ["emit_many_blocking"]
 
 def emit_many_blocking(
     options: ClientOptions,
+    open_http: Callable[[ClientOptions], httpx.AsyncClient],
     events: Iterable[EventInput] | AsyncIterable[EventInput],
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -47,6 +50,7 @@ def emit_many_blocking(
     progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
     cancel_grace: float = DEFAULT_CANCEL_GRACE,
     summary: BulkSummary | None = None,
+    stop_after_connection_failures: int | None = None,
 ) -> BulkSummary:
     """``AsyncEvents.emit_many`` from blocking code; see it for every argument.
 
@@ -56,11 +60,10 @@ def emit_many_blocking(
     tally = BulkSummary() if summary is None else summary
 
     async def run() -> BulkSummary:
-        http = _client.make_async_http_client(options)
-        pipeline = Pipeline(AsyncShim(http, owned=True), options)
-        client = _client.AsyncVentryx._from_pipeline(pipeline, owner=True)  # pyright: ignore[reportPrivateUsage]
-        async with client:
-            return await client.events.emit_many(
+        shim = AsyncShim(open_http(options), owned=True)
+        try:
+            return await run_emit_many(
+                Pipeline(shim, options),
                 events,
                 concurrency=concurrency,
                 max_retries=max_retries,
@@ -71,7 +74,10 @@ def emit_many_blocking(
                 progress_interval=progress_interval,
                 cancel_grace=cancel_grace,
                 summary=tally,
+                stop_after_connection_failures=stop_after_connection_failures,
             )
+        finally:
+            await shim.aclose()
 
     backend = "asyncio"
     with start_blocking_portal(backend) as portal:

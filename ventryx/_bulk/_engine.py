@@ -66,6 +66,44 @@ class Sender(Protocol):
     async def send(self, prepared: Any, attempt: int) -> str: ...
 
 
+class _CircuitBreaker:
+    """A sender that stops the run after ``limit`` attempts in a row got no answer at all.
+
+    Any answer from the server (a 2xx, a 4xx, a 5xx) closes the count again: only a run of
+    connection failures and timeouts, across all workers, trips it. Tripping records one
+    ``APIConnectionError`` naming the count as the run's ``stopped_by`` and stops the run, as
+    a 401 does; the event whose attempt tripped it is settled like any interrupted one.
+    """
+
+    def __init__(self, sender: Sender, limit: int, engine: Engine) -> None:
+        self.inner = sender
+        self.limit = limit
+        self.engine = engine
+        self.failures = 0
+
+    def prepare(self, body: dict[str, Any], key: str) -> Any:
+        return self.inner.prepare(body, key)
+
+    async def send(self, prepared: Any, attempt: int) -> str:
+        try:
+            event_id = await self.inner.send(prepared, attempt)
+        except APIConnectionError as exc:
+            self.failures += 1
+            if self.failures >= self.limit and self.engine.summary.stopped_by is None:
+                self.engine.summary.stopped_by = APIConnectionError(
+                    f"stopped after {self.failures} connection failures in a row "
+                    f"(no answer from the server); the last: {exc.message}",
+                    request=exc.request,
+                )
+                self.engine.interrupt(self.engine.cancel_grace)
+            raise
+        except APIError:
+            self.failures = 0
+            raise
+        self.failures = 0
+        return event_id
+
+
 class _Job:
     """One pulled event on its way: what all its attempts send, and their count."""
 
@@ -98,9 +136,12 @@ class Engine:
         on_progress: OnProgress | None,
         progress_interval: float,
         sender: Sender | None = None,
+        stop_after_connection_failures: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sender: Sender = HttpxSender(pipeline) if sender is None else sender
+        if stop_after_connection_failures is not None:
+            self.sender = _CircuitBreaker(self.sender, stop_after_connection_failures, self)
         self.gate = gate
         self.summary = summary
         self.concurrency = concurrency

@@ -12,34 +12,47 @@ The controller (``RateGate``)
 -----------------------------
 Designed from what a client can measure; nothing is assumed about the server's capacity.
 
-- **Unpaced until the first 429.** Until the server refuses, the run is limited only by its
-  own concurrency.
-- **Capacity from admissions.** A limit episode starts at a 429 of a request admitted since
-  the last episode. Its *cycle* runs from the previous episode (or the first answer) to this
-  one; what the server admitted over the cycle, divided by its length, is the capacity
-  estimate: at two successive refusals a token bucket is empty and a window is spent, so what
-  got through in between is what the limiter makes available per second. Pacing then restarts
-  at ``BETA`` times that estimate, one admission every ``1/rate`` (no burst), and rises
-  linearly, by ``1 - BETA`` of the estimate per probe period (at least one second and at least
-  ``PROBE_ANSWERS`` admissions), until the next episode measures again.
-- **A pause for everyone.** An episode pauses every worker until its Retry-After (or, when
-  the 429 names none, ``X-RateLimit-Reset`` when the server says nothing remains, else one
-  interval at the new rate). A Retry-After longer than ``max_pause`` (the policy's
-  ``max_retry_after``) fails that event (the engine's call) and is not applied to the gate:
-  one answer must not stall a client for an hour. Episodes with no admission in between back
-  off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` and let one request through per pause, so
-  a server that only answers 429 (even with ``Retry-After: 0``) sees a few requests a second.
-- **Rate limits versus sporadic 429s.** A rate limit's 429s fall when the rate falls; a
-  rate-independent 429 (an overloaded shard, a flaky proxy) does not. After each cut the next
-  cycle is the trial: when the rate was cut by at least ``TRIAL_CUT`` and the 429 share did
-  not fall (within a factor of two), the 429s are background: the cut is undone and their
-  share becomes the background estimate. From then on a 429 starts an episode only when the
-  cycle's 429 share is well above that background; other 429s make only their own event
-  wait (its Retry-After, capped). A 429 saying ``X-RateLimit-Remaining`` > 0 is never a limit.
-- **Concurrency.** Where the server limits requests in service, not requests per second, the
-  capacity estimate is throughput, and pacing below it keeps the count in service below the
-  limit (Little's law); the gate also records the count in flight at each episode and holds
-  in-flight requests below it until a probe period passes without an episode.
+- **Unpaced until the first 429**: until the server refuses, only the run's concurrency
+  limits it. Admission is FIFO and only the head of the queue watches the clock, so each
+  slot is taken at the rate of the moment it is used.
+- **Capacity from admissions.** A limit *episode* starts at a 429 of a request admitted since
+  the last one. Its capacity estimate is what the server admitted over the *cycle* since the
+  previous episode (at two successive refusals a bucket is empty and a window spent, so what
+  got through in between is what the limiter makes available), or, when the client was
+  pacing, the rate of the last admissions before the refusal if higher (a small bucket does
+  not keep what the client did not use). A cold start refused before anything was measured
+  starts at one request per round trip, finishes the measure from the answers still in
+  flight and doubles every round trip until the next episode measures properly.
+- **Pacing and probing.** After an episode the gate paces at ``BETA`` (0.97) of the
+  estimate, one admission every ``1/rate`` (no burst), rises back to the estimate over one
+  probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
+  ``MAX_PROBE_PERIOD``), then probes above it slowly at first and faster later (cubic):
+  a limit measured right is found just above, one measured short within a few periods.
+- **Pauses.** An episode pauses everyone for one interval at the new rate, whatever the 429
+  says (whole-second Retry-Afters and X-RateLimit-Resets round a bucket's milliseconds up to
+  a second); the one request then let through tells: refused again (the limit stayed spent,
+  as a window does), the gate waits the server's Retry-After (or Reset) in full, and
+  measures the window's capacity as what got through over it. A Retry-After beyond
+  ``max_pause`` (the policy's ``max_retry_after``) is never applied to the gate: that event
+  fails (the engine's call) and the client goes on. Refusals in a row without an admission
+  back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one request out at a time, so a
+  server that only answers 429, even with ``Retry-After: 0``, sees a few requests a second.
+- **Rate limits versus sporadic 429s.** A rate limit refuses (almost) nothing while the
+  client paces at or below the capacity it measured; rate-independent 429s (an overloaded
+  shard, a flaky proxy) come there as often as anywhere. So the 429 share among requests
+  sent at or below the measured capacity is the *background* (once ``BACKGROUND_EVIDENCE``
+  such 429s were seen, and not counting a refusal after which the limit stayed spent). When
+  it is first established the cuts that led there are undone; from then on a 429 starts an
+  episode only when the cycle's 429 count is well above the background's share, and the
+  others only make their own event wait (its Retry-After, capped). A 429 saying
+  ``X-RateLimit-Remaining`` > 0 is never a limit.
+- **Concurrency.** Where the server limits requests in service rather than per second, the
+  measured capacity is its throughput and pacing below it keeps the count in service below
+  the limit (Little's law); a refusal with more in flight than any admitted request of the
+  cycle also caps requests in flight (at what worked, or what the new rate needs), growing
+  with the rate and by one per probe period.
+- **Budgets.** Time a request waits while the gate is paused counts against the event's
+  ``max_rate_limit_wait`` (the ticket's ``waited``); pacing does not.
 """
 
 from __future__ import annotations
@@ -62,8 +75,11 @@ MAX_PROBE_PERIOD = 10.0  # seconds: a probe period is never longer
 MIN_PAUSE = 0.05  # the pause floor of a second episode without an admission in between
 MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
+MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float overflow)
+SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
+BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
 BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 
 
@@ -219,6 +235,7 @@ class RateGate:
         # Answers to requests sent while pacing at or below the measured capacity.
         self._ramp_ok = 0
         self._ramp_429 = 0
+        self._slow = False  # the last measure rests on too few admissions: slow start
         self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
 
@@ -233,6 +250,8 @@ class RateGate:
         t = self._clock() - self._probe_from
         if t <= 0:
             return base
+        if self._slow:  # measured on a handful of answers: double every round trip
+            return base * math.pow(2.0, min(t / max(self._latency, MIN_PAUSE), MAX_DOUBLINGS))
         period = self._probe_period
         if t <= period:  # back up to the measured capacity, linearly
             return base + (self._capacity - base) * t / period
@@ -240,6 +259,7 @@ class RateGate:
         # then faster (one measured short is found in a few periods): +6% after one period,
         # +30% after two, x2 after three.
         x = (t - period) / period
+        x = min(x, MAX_DOUBLINGS)
         return self._capacity * (1.0 + (1.0 - BETA) * (x + x * x * x))
 
     @property
@@ -435,7 +455,9 @@ class RateGate:
         """
         if self._ramp_429 < BACKGROUND_EVIDENCE:
             return 0.0
-        return self._ramp_429 / (self._ramp_429 + self._ramp_ok)
+        share = self._ramp_429 / (self._ramp_429 + self._ramp_ok)
+        # More than that refused below capacity is no background but a limit measured high.
+        return share if share <= BACKGROUND_MAX else 0.0
 
     def _remeasure(self, now: float, trip: float) -> None:
         """An episode came before any admission was measured (all of a round trip's answers
@@ -446,11 +468,13 @@ class RateGate:
         if span <= 0:
             return
         capacity = (self._ok - ok0) / span
+        if self._ok - ok0 >= SLOW_START_SAMPLES:
+            self._slow = False
         if capacity > self._capacity:
             self._capacity = capacity
             self._base = max(BETA * capacity, MIN_RATE)
             answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
             self._probe_at(self._probe_from)
 
     def _set_rate(self, rate: float | None, capacity: float, now: float) -> None:
@@ -458,7 +482,7 @@ class RateGate:
         self._capacity = capacity
         if rate is not None:
             answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = max(1.0, answers, 40 * self._latency)
+            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
         self._probe_at(max(now, self.resume_at))
 
     def _probe_at(self, when: float) -> None:
@@ -488,6 +512,7 @@ class RateGate:
             self._streak += 1
             self._probing = 0
             self._spent = True
+            self._slow = False  # refused again at once: slow start is over
             if trusted is not None:
                 pause = trusted
             elif headers is not None and headers.reset is not None and headers.remaining == 0:
@@ -518,8 +543,12 @@ class RateGate:
         # spent past the first short pause (a window): the client's pace then says nothing.
         recent = [t for t in self._recent if t >= self._cycle_at]
         paced = before is not None and not self._spent
+        samples = admitted
         if paced and len(recent) >= RECENT // 2 and recent[-1] > recent[0]:
             capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
+            samples = max(samples, len(recent))
+        # Slow start only from the cold start's measure; later ones build on earlier ones.
+        self._slow = before is None and samples < SLOW_START_SAMPLES
         self._spent = False
         if before is None and admitted == 0:
             # Refused before anything was measured: one request per round trip to start

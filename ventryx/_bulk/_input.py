@@ -9,7 +9,7 @@ from typing import Any, cast
 from ventryx._bulk._results import NewEvent
 from ventryx._errors import InvalidInputError
 from ventryx._pipeline import new_idempotency_key
-from ventryx.resources import events as _events
+from ventryx._validation import event_body
 
 __all__ = ["fresh_key", "idempotency_key_for", "prepare"]
 
@@ -44,7 +44,7 @@ def prepare(item: object) -> tuple[dict[str, Any], str | None]:
         type_, data, key = fields.get("type"), fields.get("data"), fields.get("key")
     else:
         raise InvalidInputError("event", f"must be a NewEvent or a dict, got {type(item).__name__}")
-    body = _events.event_body(type_, data)  # late: events.py imports this package
+    body = event_body(type_, data)
     return body, None if key is None else idempotency_key_for(key)
 
 

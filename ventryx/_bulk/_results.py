@@ -23,8 +23,12 @@ input was invalid; never applied. ``failed``: retries or the 429 wait budget ran
 have been applied by an attempt whose answer was lost. ``not_sent``: pulled, never sent.
 ``indeterminate``: sent, but the run stopped before an answer; it may have been applied."""
 
-BulkTransport: TypeAlias = Literal["default", "aiohttp"]
-"""``aiohttp``: send through an aiohttp session made for the call (asyncio only)."""
+BulkTransport: TypeAlias = Literal["default", "httpx", "aiohttp"]
+"""``default``: the client's own transport and pool. ``httpx`` or ``aiohttp`` (asyncio only),
+when it is not the client's: a pool of that transport made for the call."""
+
+# What a kept problem keeps of each body (see BulkSummary.record).
+PROBLEM_BODY_BYTES = 2048
 
 STATUSES: tuple[OutcomeStatus, ...] = (
     "delivered",
@@ -130,10 +134,17 @@ class BulkSummary:
         return {status: getattr(self, status) for status in STATUSES}
 
     def record(self, outcome: EventOutcome) -> None:
-        """Count one outcome (the engine calls this exactly once per event)."""
+        """Count one outcome (the engine calls this exactly once per event).
+
+        A kept problem's error keeps at most ``PROBLEM_BODY_BYTES`` of each body (the answer's
+        and the request's), so ``problems`` stays small whatever the server sent.
+        """
         setattr(self, outcome.status, getattr(self, outcome.status) + 1)
         if outcome.status != "delivered":
             if len(self.problems) < self.max_problems:
+                compact = getattr(outcome.error, "compact", None)
+                if compact is not None:
+                    compact(PROBLEM_BODY_BYTES)
                 self.problems.append(outcome)
             else:
                 self.problems_dropped += 1

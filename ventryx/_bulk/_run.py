@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Mapping, Sized
 from typing import TypeAlias
 
 import anyio
 
-from ventryx._bulk._engine import Engine, OnProgress, OnResult, Sender
+from ventryx._bulk._engine import Engine, OnProgress, OnResult
 from ventryx._bulk._gate import Gate, gate_for
-from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput
+from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput, NewEvent
 from ventryx._errors import InvalidInputError
 from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
+from ventryx._transports import make_async_shim, transport_of
 
-__all__ = ["Events", "client_gate", "run_emit_many"]
+__all__ = ["EventSource", "client_gate", "run_emit_many", "separate_pipeline"]
 
-Events: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
+EventSource: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
+
+# More workers than this only add memory and scheduling: the server paces a run long before.
+MAX_CONCURRENCY = 1024
 
 
 def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
@@ -35,7 +39,7 @@ def client_gate(pipeline: Pipeline) -> Gate:
 
 async def run_emit_many(
     pipeline: Pipeline,
-    events: Events,
+    events: EventSource,
     *,
     concurrency: int,
     max_retries: int | None,
@@ -46,25 +50,54 @@ async def run_emit_many(
     progress_interval: float,
     cancel_grace: float,
     summary: BulkSummary | None,
+    stop_after_connection_failures: int | None = None,
 ) -> BulkSummary:
     """Check the arguments, pick the transport, run the engine, settle, raise or return."""
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidInputError("concurrency", "must be an integer >= 1")
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise InvalidInputError(
+            "concurrency", f"must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
+        )
     retries = pipeline.options.max_retries if max_retries is None else max_retries
     retries = check_max_retries(retries)
+    if isinstance(events, (Mapping, NewEvent)):
+        kind = "a dict" if isinstance(events, Mapping) else "a NewEvent"
+        raise InvalidInputError(
+            "events",
+            f"got one event ({kind}), not a collection of them: "
+            "pass a list, e.g. emit_many([event])",
+        )
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
         raise InvalidInputError("events", "must be an iterable or async iterable of events")
-    if transport not in ("default", "aiohttp"):
-        raise InvalidInputError("transport", "must be 'default' or 'aiohttp'")
+    if transport not in ("default", "httpx", "aiohttp"):
+        raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
+    for name, callback in (("on_result", on_result), ("on_progress", on_progress)):
+        if callback is not None and not callable(callback):
+            raise InvalidInputError(name, f"must be callable, got {type(callback).__name__}")
     if summary is None:
         summary = BulkSummary()
+    elif not isinstance(summary, BulkSummary):
+        raise InvalidInputError(
+            "summary", f"must be a ventryx.BulkSummary or None, got {type(summary).__name__}"
+        )
+    if isinstance(events, Sized):  # no more workers than events
+        concurrency = max(1, min(concurrency, len(events)))
     gate = client_gate(pipeline)
     wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
     grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
     interval = _positive(progress_interval, "progress_interval")
+    breaker = stop_after_connection_failures
+    if breaker is not None and (
+        isinstance(breaker, bool) or not isinstance(breaker, int) or breaker < 1
+    ):
+        raise InvalidInputError("stop_after_connection_failures", "must be None or an integer >= 1")
 
-    def make(through: Pipeline, sender: Sender | None = None) -> Engine:
-        return Engine(
+    through = separate_pipeline(pipeline, transport) or pipeline
+    try:
+        engine = Engine(
             through,
             gate,
             summary,
@@ -75,22 +108,13 @@ async def run_emit_many(
             on_result=on_result,
             on_progress=on_progress,
             progress_interval=interval,
-            sender=sender,
+            stop_after_connection_failures=breaker,
         )
-
-    if transport == "default":
-        engine = make(pipeline)
         await _drive(engine, events)
-    else:
-        from ventryx._bulk._transport import AiohttpSender  # noqa: PLC0415 - loads aiohttp
-
-        fast = AiohttpSender(pipeline.options, concurrency)
-        try:
-            engine = make(fast.pipeline, fast)
-            await _drive(engine, events)
-        finally:
+    finally:
+        if through is not pipeline:
             with anyio.CancelScope(shield=True):
-                await fast.aclose()
+                await through.shim.aclose()
     if engine.error is not None:
         raise engine.error
     if summary.stopped_by is not None:
@@ -99,7 +123,23 @@ async def run_emit_many(
     return summary
 
 
-async def _drive(engine: Engine, events: Events) -> None:
+def separate_pipeline(pipeline: Pipeline, transport: BulkTransport) -> Pipeline | None:
+    """A pipeline with a pool of its own when ``transport`` is not the client's, else None.
+
+    Raises at once, before any worker starts, when the transport cannot run here (aiohttp
+    off asyncio): one clear error rather than one per event.
+    """
+    through = None
+    if transport not in ("default", transport_of(pipeline.shim)):
+        through = Pipeline(make_async_shim(transport, pipeline.options), pipeline.options)
+    if transport_of((through or pipeline).shim) == "aiohttp":
+        from ventryx._shim_aiohttp import require_asyncio  # noqa: PLC0415 - aiohttp's loaded
+
+        require_asyncio()
+    return through
+
+
+async def _drive(engine: Engine, events: EventSource) -> None:
     """Run the engine; a cancel of the caller interrupts it, waits for it to settle, propagates."""
     done = anyio.Event()
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 
-from ventryx._cli import _commands, _emit_file
+from ventryx._cli import _commands, _emit_file, _outbox
 from ventryx._cli._output import print_error
 from ventryx._cli._progress import PROGRESS_MODES
 from ventryx._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
@@ -38,7 +39,7 @@ def _client_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--json",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
-        help="print results as JSON",
+        help="print results as JSON, and errors as a JSON object on stderr",
     )
 
 
@@ -61,12 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _client_options(common, suppress=True)
     nouns = parser.add_subparsers(dest="noun", metavar="COMMAND", required=True)
 
-    workflows = nouns.add_parser("workflows", help="list, show and create workflows")
+    workflows = nouns.add_parser(
+        "workflows", help="list, show, create, update and delete workflows"
+    )
     verbs = workflows.add_subparsers(dest="verb", metavar="ACTION", required=True)
-    listing = verbs.add_parser("list", parents=[common], help="list workflows")
-    listing.add_argument("--page", type=int, help="page number, from 1")
-    listing.add_argument("--per-page", type=int, metavar="N", help="page size, 1 to 100")
-    listing.add_argument("--all", action="store_true", help="every workflow of every page")
+    listing = _list_parser(verbs, common, "workflows")
     listing.set_defaults(command=_commands.workflows_list)
     show = verbs.add_parser("show", parents=[common], help="show one workflow")
     show.add_argument("id", metavar="ID")
@@ -77,9 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("file", metavar="FILE.json")
     create.add_argument("--idempotency-key", metavar="KEY")
     create.set_defaults(command=_commands.workflows_create)
+    update = verbs.add_parser(
+        "update",
+        parents=[common],
+        help="change a workflow's name, trigger or steps from a JSON file ('-': stdin)",
+    )
+    update.add_argument("id", metavar="ID")
+    update.add_argument("file", metavar="FILE.json")
+    update.add_argument("--idempotency-key", metavar="KEY")
+    update.set_defaults(command=_commands.workflows_update)
+    delete = verbs.add_parser("delete", parents=[common], help="delete a workflow")
+    delete.add_argument("id", metavar="ID")
+    delete.add_argument("--idempotency-key", metavar="KEY")
+    delete.set_defaults(command=_commands.workflows_delete)
 
-    events = nouns.add_parser("events", help="emit events, one or a file of them")
+    events = nouns.add_parser("events", help="emit events (one or a file of them), list, show")
     verbs = events.add_subparsers(dest="verb", metavar="ACTION", required=True)
+    listing = _list_parser(verbs, common, "events")
+    listing.add_argument("--type", metavar="TYPE", help="only events of this type")
+    listing.set_defaults(command=_commands.events_list)
+    show = verbs.add_parser("show", parents=[common], help="show one event")
+    show.add_argument("id", metavar="ID")
+    show.set_defaults(command=_commands.events_show)
     emit = verbs.add_parser("emit", parents=[common], help="emit one event")
     emit.add_argument("type", metavar="TYPE")
     emit.add_argument("--data", metavar="JSON", help="the event's data, a JSON object")
@@ -90,8 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="emit every line of a JSONL file, concurrently",
         description=(
-            'Each line is {"type": ..., "data": {...}} plus an optional key field. Lines that '
-            "are not delivered are written to the failures file; the exit status is 1 if any."
+            'Each line is {"type": ..., "data": {...}} plus an optional key field; other fields '
+            "are ignored (with a warning). A line without a key is sent with a key derived from "
+            "the file's absolute path (or --key-namespace), its line number and its text, so "
+            "running the same file again applies nothing twice. Every line not delivered "
+            "(invalid, refused, out of retries, or not sent because the run was interrupted "
+            "or stopped) is written to the failures file, with its derived key, ready to be "
+            "sent again; why is in FAILURES.reasons (JSON lines, same order). Ctrl-C stops "
+            "the run, waits briefly for the requests in flight and prints the summary. Exit "
+            "status: 0 all delivered, 1 some not, 2 usage error, 130 interrupted."
         ),
     )
     emit_file.add_argument("file", metavar="FILE.jsonl")
@@ -109,8 +135,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the field whose value makes re-sending a line safe (default: key)",
     )
+    emit_file.add_argument(
+        "--no-derived-keys",
+        action="store_true",
+        help="send lines without a key with a random key (a re-run may apply them again)",
+    )
+    emit_file.add_argument(
+        "--key-namespace",
+        metavar="TEXT",
+        help="derive keys from TEXT instead of the file's path (e.g. when the file moves)",
+    )
+    emit_file.add_argument(
+        "--transport",
+        choices=("auto", "default", "aiohttp"),
+        default="auto",
+        help="aiohttp (fast; the `aiohttp` extra) or httpx; auto: aiohttp when installed",
+    )
+    emit_file.add_argument(
+        "--stop-after-connection-failures",
+        type=int,
+        default=50,
+        metavar="N",
+        help="stop after N attempts in a row got no answer (default: 50; 0: never)",
+    )
     _progress_option(emit_file)
     emit_file.set_defaults(runner=_emit_file.events_emit_file)
+
+    _outbox.add_parser(nouns, common)
 
     serve = nouns.add_parser(
         "serve", help="run the local Ventryx server (for offline development and tests)"
@@ -133,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(demo)
     demo.set_defaults(runner=_demo)
     return parser
+
+
+def _list_parser(verbs: Any, common: argparse.ArgumentParser, noun: str) -> argparse.ArgumentParser:
+    """``list [--page N] [--per-page N] [--all]`` under ``verbs`` (argparse's subparsers)."""
+    listing: argparse.ArgumentParser = verbs.add_parser(
+        "list", parents=[common], help=f"list {noun}"
+    )
+    listing.add_argument("--page", type=int, help="page number, from 1")
+    listing.add_argument("--per-page", type=int, metavar="N", help="page size, 1 to 100")
+    listing.add_argument("--all", action="store_true", help=f"all {noun} of every page")
+    return listing
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -162,13 +224,15 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ventryx`` with ``argv`` (default: the process's arguments); returns the exit status.
 
-    API errors print one line (class, status, code, request id) on stderr, never a traceback.
+    API errors print one line (class, status, code, request id) on stderr, never a traceback;
+    with ``--json`` that line is a JSON object ``{"error": {...}}``.
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    as_json = bool(getattr(args, "json", False))
     try:
         if hasattr(args, "runner"):
             status: int = args.runner(args)
@@ -176,10 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Command = args.command
         return anyio.run(command, args)
     except APIError as exc:
-        print_error(exc)
+        print_error(exc, as_json=as_json)
         return EXIT_FAILED
     except (ConfigurationError, InvalidInputError, _commands.UsageError) as exc:
-        print_error(exc)
+        print_error(exc, as_json=as_json)
         return EXIT_USAGE
     except KeyboardInterrupt:
         sys.stderr.write("ventryx: interrupted\n")

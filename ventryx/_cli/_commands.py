@@ -4,24 +4,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ventryx._cli._output import print_event, print_json, print_workflow
+from ventryx._cli._output import UsageError, print_event, print_json, print_workflow
 from ventryx._client import AsyncVentryx
-from ventryx._errors import InvalidInputError
-from ventryx.models import Workflow
+from ventryx._constants import API_KEY_ENV
+from ventryx._pagination import AsyncPager
 
-__all__ = ["events_emit", "make_client", "workflows_create", "workflows_list", "workflows_show"]
+__all__ = [
+    "UsageError",
+    "events_emit",
+    "events_list",
+    "events_show",
+    "make_client",
+    "workflows_create",
+    "workflows_delete",
+    "workflows_list",
+    "workflows_show",
+    "workflows_update",
+]
 
-
-class UsageError(Exception):
-    """A problem with the command line or an input file (exit status 2)."""
+# The key `ventryx serve` accepts by default (ventryx.testing's DEFAULT_TEST_KEY; not imported
+# from there, which would load the whole local server for every command).
+DEFAULT_TEST_KEY = "vx_test_local_key"
 
 
 def make_client(args: argparse.Namespace) -> AsyncVentryx:
     """A client from ``--api-key``/``--base-url``, falling back to the environment."""
+    if args.api_key is None and not os.environ.get(API_KEY_ENV, "").strip():
+        raise UsageError(
+            f"no API key: set {API_KEY_ENV} or pass --api-key KEY (the local server of "
+            f"`ventryx serve` accepts {DEFAULT_TEST_KEY})"
+        )
     return AsyncVentryx(api_key=args.api_key, base_url=args.base_url)
 
 
@@ -45,28 +63,62 @@ def read_text(path: str) -> str:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+async def _print_listing(
+    args: argparse.Namespace,
+    pager: AsyncPager[Any],
+    noun: str,
+    print_item: Callable[[Any], None],
+) -> int:
+    """One page (or ``--all`` pages) of a list, as lines or JSON, with where the page stands."""
+    if args.all:
+        items: list[Any] = [item async for item in pager]
+        if args.json:
+            print_json({"data": items})
+        else:
+            for item in items:
+                print_item(item)
+            sys.stdout.write(f"{len(items)} {noun}{'s' * (len(items) != 1)}\n")
+        return 0
+    page = await pager
+    if args.json:
+        print_json({"data": page.data, "meta": page.meta})
+        return 0
+    for item in page:
+        print_item(item)
+    meta = page.meta
+    pages = max(1, -(-meta.total // meta.per_page))
+    if not page.data and meta.page > pages:
+        sys.stdout.write(
+            f"page {meta.page} is past the end: {meta.total} {noun}{'s' * (meta.total != 1)} "
+            f"in all, on {pages} page{'s' * (pages != 1)} of {meta.per_page}\n"
+        )
+        return 0
+    more = "  (--all for every page)" if page.has_next_page else ""
+    sys.stdout.write(f"page {meta.page} of {pages}, {meta.total} in all{more}\n")
+    return 0
+
+
 async def workflows_list(args: argparse.Namespace) -> int:
     async with make_client(args) as client:
         pager = client.workflows.list(page=args.page, per_page=args.per_page)
-        if args.all:
-            items: list[Workflow] = [wf async for wf in pager]
-            if args.json:
-                print_json({"data": items})
-            else:
-                for workflow in items:
-                    print_workflow(workflow, detailed=False)
-                sys.stdout.write(f"{len(items)} workflow{'s' * (len(items) != 1)}\n")
-            return 0
-        page = await pager
-        if args.json:
-            print_json({"data": page.data, "meta": page.meta})
-            return 0
-        for workflow in page:
-            print_workflow(workflow, detailed=False)
-        meta = page.meta
-        pages = max(1, -(-meta.total // meta.per_page))
-        more = "  (--all for every page)" if page.has_next_page else ""
-        sys.stdout.write(f"page {meta.page} of {pages}, {meta.total} in all{more}\n")
+        return await _print_listing(
+            args, pager, "workflow", lambda wf: print_workflow(wf, detailed=False)
+        )
+
+
+async def events_list(args: argparse.Namespace) -> int:
+    async with make_client(args) as client:
+        pager = client.events.list(page=args.page, per_page=args.per_page, type=args.type)
+        return await _print_listing(args, pager, "event", lambda ev: print_event(ev, listing=True))
+
+
+async def events_show(args: argparse.Namespace) -> int:
+    async with make_client(args) as client:
+        event = await client.events.retrieve(args.id)
+    if args.json:
+        print_json(event)
+    else:
+        print_event(event, listing=True)
     return 0
 
 
@@ -80,14 +132,25 @@ async def workflows_show(args: argparse.Namespace) -> int:
     return 0
 
 
-async def workflows_create(args: argparse.Namespace) -> int:
-    spec = read_json_object(read_text(args.file), args.file)
-    unknown = sorted(set(spec) - {"name", "trigger", "steps"})
+WORKFLOW_FIELDS = ("name", "trigger", "steps")
+
+
+def read_workflow_spec(path: str, *, complete: bool) -> dict[str, Any]:
+    """The fields of a workflow file: all three (``complete``), or at least one of them."""
+    spec = read_json_object(read_text(path), path)
+    unknown = sorted(set(spec) - set(WORKFLOW_FIELDS))
     if unknown:
-        raise UsageError(f"{args.file}: unknown field(s) {', '.join(unknown)}")
-    missing = [name for name in ("name", "trigger", "steps") if name not in spec]
-    if missing:
-        raise UsageError(f"{args.file}: missing field(s) {', '.join(missing)}")
+        raise UsageError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    missing = [name for name in WORKFLOW_FIELDS if name not in spec]
+    if complete and missing:
+        raise UsageError(f"{path}: missing field(s) {', '.join(missing)}")
+    if not spec:
+        raise UsageError(f"{path}: nothing to change (give name, trigger or steps)")
+    return spec
+
+
+async def workflows_create(args: argparse.Namespace) -> int:
+    spec = read_workflow_spec(args.file, complete=True)
     async with make_client(args) as client:
         workflow = await client.workflows.create(
             name=spec["name"],
@@ -102,6 +165,29 @@ async def workflows_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def workflows_update(args: argparse.Namespace) -> int:
+    spec = read_workflow_spec(args.file, complete=False)
+    async with make_client(args) as client:
+        workflow = await client.workflows.update(
+            args.id, **spec, idempotency_key=args.idempotency_key
+        )
+    if args.json:
+        print_json(workflow)
+    else:
+        sys.stdout.write(f"Updated workflow {workflow.id} ({', '.join(sorted(spec))})\n")
+    return 0
+
+
+async def workflows_delete(args: argparse.Namespace) -> int:
+    async with make_client(args) as client:
+        deleted = await client.workflows.delete(args.id, idempotency_key=args.idempotency_key)
+    if args.json:
+        print_json(deleted)
+    else:
+        sys.stdout.write(f"Deleted workflow {deleted.id}\n")
+    return 0
+
+
 async def events_emit(args: argparse.Namespace) -> int:
     data = None if args.data is None else read_json_object(args.data, "--data")
     async with make_client(args) as client:
@@ -113,7 +199,3 @@ async def events_emit(args: argparse.Namespace) -> int:
     else:
         print_event(event)
     return 0
-
-
-# Re-exported for the error boundary in _app.
-INPUT_ERRORS = (UsageError, InvalidInputError)

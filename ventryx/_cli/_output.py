@@ -8,9 +8,23 @@ from typing import Any, TextIO
 
 from ventryx._converter import get_converter
 from ventryx._errors import APIStatusError
+from ventryx._logging import escape_control
 from ventryx.models import Event, Workflow
 
-__all__ = ["describe_error", "print_error", "print_event", "print_json", "print_workflow"]
+__all__ = [
+    "UsageError",
+    "describe_error",
+    "error_fields",
+    "print_error",
+    "print_event",
+    "print_json",
+    "print_workflow",
+]
+
+
+class UsageError(Exception):
+    """A problem with the command line or an input file (exit status 2); its message is the
+    whole story, so it is printed without a class name."""
 
 
 def to_json(value: object) -> Any:
@@ -35,11 +49,29 @@ def describe_error(exc: BaseException) -> str:
             details.append(f"code {exc.code}")
         if exc.request_id:
             details.append(f"request id {exc.request_id}")
-        return f"{name} ({', '.join(details)}): {exc.message}"
-    return f"{name}: {exc}"
+        return escape_control(f"{name} ({', '.join(details)}): {exc.message}")
+    if isinstance(exc, UsageError):
+        return escape_control(str(exc))
+    return escape_control(f"{name}: {exc}")
 
 
-def print_error(exc: BaseException) -> None:
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """The error as JSON fields: ``type`` and ``message``, and for an API answer its status,
+    ``code`` and ``request_id`` (from the exception's own fields, so never the API key)."""
+    fields: dict[str, Any] = {"type": type(exc).__name__}
+    if isinstance(exc, APIStatusError):
+        fields.update(status_code=exc.status_code, code=exc.code, request_id=exc.request_id)
+        fields["message"] = exc.message
+    else:
+        fields["message"] = str(exc)
+    return fields
+
+
+def print_error(exc: BaseException, *, as_json: bool = False) -> None:
+    """One line on stderr: ``ventryx: error: ...``, or ``{"error": {...}}`` with ``--json``."""
+    if as_json:
+        sys.stderr.write(json.dumps({"error": error_fields(exc)}, ensure_ascii=False) + "\n")
+        return
     sys.stderr.write(f"ventryx: error: {describe_error(exc)}\n")
 
 
@@ -70,6 +102,10 @@ def print_workflow(workflow: Workflow, *, detailed: bool = True) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def print_event(event: Event) -> None:
+def print_event(event: Event, *, listing: bool = False) -> None:
+    """``Emitted event ID (TYPE) DATA``, or in a listing ``ID  TYPE  CREATED_AT  DATA``."""
     data = json.dumps(dict(event.data), ensure_ascii=False, sort_keys=True)
-    sys.stdout.write(f"Emitted event {event.id} ({event.type}) {data}\n")
+    if listing:
+        sys.stdout.write(f"{event.id}  {event.type}  {_when(event.created_at)}  {data}\n")
+    else:
+        sys.stdout.write(f"Emitted event {event.id} ({event.type}) {data}\n")

@@ -15,26 +15,33 @@ ProgressMode = Literal["auto", "rich", "plain", "none"]
 PROGRESS_MODES: tuple[ProgressMode, ...] = ("auto", "rich", "plain", "none")
 
 
-def settled(progress: BulkProgress) -> int:
-    """Events that have their outcome."""
+def settled(progress: BulkProgress, invalid: int = 0) -> int:
+    """Events that have their outcome, plus the ``invalid`` input lines that were never sent."""
     p = progress
-    return p.delivered + p.rejected + p.failed + p.not_sent + p.indeterminate
+    return p.delivered + p.rejected + p.failed + p.not_sent + p.indeterminate + invalid
 
 
-def status_text(progress: BulkProgress) -> str:
+def status_text(progress: BulkProgress, invalid: int = 0) -> str:
     p = progress
     rate = p.delivered / p.elapsed if p.elapsed > 0 else 0.0
     text = f"delivered {p.delivered:,}  {rate:,.0f}/s  retries {p.retries:,}"
+    if invalid:
+        text += f"  invalid {invalid:,}"
     problems = p.rejected + p.failed + p.not_sent + p.indeterminate
     return text + (f"  not delivered {problems:,}" if problems else "")
 
 
 class ProgressView:
-    """Shows nothing; the base of the real views (``--progress none``)."""
+    """Shows nothing; the base of the real views (``--progress none``).
+
+    ``invalid`` counts input lines that were never sent (``emit-file``'s invalid lines): they
+    move the bar, and are shown apart from the events not delivered.
+    """
 
     def __init__(self, total: int | None, label: str) -> None:
         self.total = total
         self.label = label
+        self.invalid = 0
 
     def update(self, progress: BulkProgress) -> None:
         """Show a snapshot (``emit_many``'s ``on_progress``)."""
@@ -63,14 +70,15 @@ class PlainProgress(ProgressView):
         self.shown = False
 
     def render(self, progress: BulkProgress) -> str:
-        done = settled(progress)
+        done = settled(progress, self.invalid)
         if self.total:
             filled = min(self.WIDTH, self.WIDTH * done // self.total)
             bar = "#" * filled + "." * (self.WIDTH - filled)
             count = f"[{bar}] {done:,}/{self.total:,}"
         else:
             count = f"{done:,}"
-        return f"{self.label} {count}  {status_text(progress)}  {progress.elapsed:.1f}s"
+        status = status_text(progress, self.invalid)
+        return f"{self.label} {count}  {status}  {progress.elapsed:.1f}s"
 
     def update(self, progress: BulkProgress) -> None:
         if self.live or progress.final:
@@ -115,7 +123,11 @@ class RichProgress(ProgressView):
         self.task = self.progress.add_task(label, total=total, status="")
 
     def update(self, progress: BulkProgress) -> None:
-        self.progress.update(self.task, completed=settled(progress), status=status_text(progress))
+        self.progress.update(
+            self.task,
+            completed=settled(progress, self.invalid),
+            status=status_text(progress, self.invalid),
+        )
 
     def __enter__(self) -> RichProgress:
         self.progress.start()

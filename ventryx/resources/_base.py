@@ -1,35 +1,17 @@
-"""What every resource shares: the pipeline, and the checks on ids and names."""
+"""What every resource shares: the pipeline, and (from ``ventryx._validation``) the checks."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, TypeVar, cast
-from urllib.parse import quote
 
-from ventryx._errors import InvalidInputError
 from ventryx._pagination import AsyncPage
 from ventryx._pipeline import Pipeline, Response
 from ventryx._types import as_object
+from ventryx._validation import mapping_of, non_empty_str, path_segment
 
 __all__ = ["AsyncResource", "mapping_of", "non_empty_str", "path_segment"]
 
 _T = TypeVar("_T")
-
-
-def non_empty_str(value: object, param: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInputError(param, f"must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidInputError(param, "must not be empty")
-    return value
-
-
-def path_segment(value: object, param: str) -> str:
-    """An id as exactly one percent-encoded path segment: it can never reach another route."""
-    text = non_empty_str(value, param)
-    segment = quote(text, safe="")
-    # "." and ".." survive quote() and would be collapsed by URL normalisation.
-    return segment.replace(".", "%2E") if set(segment) == {"."} else segment
 
 
 class AsyncResource:
@@ -56,13 +38,3 @@ class AsyncResource:
                 problem = f"item {index} is not a {item.__name__}: {exc}"
                 raise pipeline.invalid(response, problem) from None
         return AsyncPage(items, meta, fetch=fetch, raw_response=response.raw)
-
-
-def mapping_of(value: object, param: str) -> Mapping[str, Any]:
-    """``value`` as a JSON object: a mapping whose keys are all strings."""
-    kind = type(value).__name__
-    if isinstance(value, Mapping):
-        mapping = cast("Mapping[object, Any]", value)
-        if all(isinstance(k, str) for k in mapping):
-            return cast("Mapping[str, Any]", mapping)
-    raise InvalidInputError(param, f"must be an object (a dict with string keys), got {kind}")

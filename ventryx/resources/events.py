@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ventryx._constants import (
     DEFAULT_CANCEL_GRACE,
     DEFAULT_CONCURRENCY,
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_PENDING,
     DEFAULT_PROGRESS_INTERVAL,
     DEFAULT_RATE_LIMIT_WAIT,
 )
 from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
-from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
+from ventryx._validation import event_body, non_empty_str, path_segment
+from ventryx.resources._base import AsyncResource
 
 if TYPE_CHECKING:
     from ventryx._bulk._results import (
@@ -23,17 +28,11 @@ if TYPE_CHECKING:
         EventInput,
         EventOutcome,
     )
+    from ventryx._emitter._async import AsyncEmitter
+    from ventryx._emitter._store import OnFull
     from ventryx.models import Event
 
 __all__ = ["AsyncEvents"]
-
-
-def event_body(type: object, data: object) -> dict[str, Any]:
-    """The JSON body of one event, checked: a non-empty ``type`` and an object ``data``."""
-    body: dict[str, Any] = {"type": non_empty_str(type, "type")}
-    if data is not None:
-        body["data"] = mapping_of(data, "data")
-    return body
 
 
 class AsyncEvents(AsyncResource):
@@ -140,6 +139,7 @@ class AsyncEvents(AsyncResource):
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         cancel_grace: float = DEFAULT_CANCEL_GRACE,
         summary: BulkSummary | None = None,
+        stop_after_connection_failures: int | None = None,
     ) -> BulkSummary:
         """Emit many events concurrently; every event pulled gets exactly one ``EventOutcome``.
 
@@ -158,6 +158,13 @@ class AsyncEvents(AsyncResource):
         ``not_sent``, and after settling the ``AuthenticationError``/``PermissionDeniedError``
         is raised with the summary as its ``summary`` attribute.
 
+        ``stop_after_connection_failures=N`` is a circuit breaker for an unreachable API (a
+        wrong base URL, a network down): after N attempts in a row, across all workers, that
+        got no answer at all (connection refused or reset, timeouts), the run stops the same
+        way and raises an ``APIConnectionError`` that names the count, with the summary as its
+        ``summary``. Any answer from the server resets the count. ``None`` (the default):
+        never; each event then uses up its own retries.
+
         ``on_result`` receives each outcome as it settles; ``on_progress`` a ``BulkProgress``
         every ``progress_interval`` seconds and a final one (``final=True``). An exception from
         a callback or from the input stops the run and is re-raised after settling.
@@ -167,9 +174,11 @@ class AsyncEvents(AsyncResource):
         ``not_sent`` otherwise) before the cancellation propagates. Pass your own ``summary``
         to read the tally after a cancel: it is filled in place and returned.
 
-        ``transport="aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) sends through an
-        aiohttp-backed ``httpx.AsyncClient`` made for this call, much faster at high
-        concurrency; an injected ``http_client``'s hooks and proxies do not apply to it.
+        ``transport="default"`` sends through the client's own transport and pool;
+        ``"aiohttp"`` (asyncio only, needs ``ventryx[aiohttp]``) or ``"httpx"``, when it is not
+        the client's, through a pool of that transport made for this call (an injected
+        ``http_client``'s hooks and proxies do not apply to it). Every request goes through the
+        same attempt path as single calls: same errors, logging and raw responses.
 
         Returns the ``BulkSummary``: counts per outcome (summing to ``pulled``), attempts,
         retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
@@ -191,4 +200,62 @@ class AsyncEvents(AsyncResource):
             progress_interval=progress_interval,
             cancel_grace=cancel_grace,
             summary=summary,
+            stop_after_connection_failures=stop_after_connection_failures,
+        )
+
+    def emitter(
+        self,
+        *,
+        outbox: str | os.PathLike[str] | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        on_full: OnFull = "raise",
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_retries: int | None = None,
+        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
+        transport: BulkTransport = "default",
+        on_result: Callable[[EventOutcome], object] | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> AsyncEmitter:
+        """An emitter: ``enqueue`` stores an event and returns; delivery runs in the background.
+
+        ``async with client.events.emitter(outbox="var/outbox.db") as emitter:`` then
+        ``emitter.enqueue(type=..., data=..., key=...)`` from request handlers: a plain call
+        that checks the event (``InvalidInputError`` at once), fixes its Idempotency-Key (derived
+        from ``key`` as in ``emit_many``, else generated) and stores it. Once it has returned the
+        event is delivered exactly once: redeliveries after a crash replay the stored key.
+
+        ``outbox=None``: in memory, at most ``max_pending`` events; when full, ``on_full``
+        raises ``OutboxFullError``, blocks the calling thread until there is room (``"block"``,
+        never on the event loop's own thread), or drops the event (``"drop"``: ``enqueue``
+        returns None, ``stats.dropped`` counts it, a warning is logged). ``outbox=PATH``: an
+        SQLite file (WAL, created 0600) that survives ``kill -9``; a new emitter on it delivers
+        what is left, and several processes on one file each deliver a disjoint share (rows are
+        leased for ``lease_seconds``, renewed while held, taken over when a holder dies).
+
+        Delivery uses the bulk engine with ``concurrency`` workers, and ``max_retries``,
+        ``max_rate_limit_wait`` and ``transport`` as in ``emit_many``, on the client's shared
+        rate gate. A 4xx (400/404/413/422) moves the event to the dead-letter table (``ventryx
+        outbox failed``); an event whose retries ran out, or any event while the API answers
+        401/403, stays stored and is tried again after a backoff. ``on_result`` gets the final
+        outcome of each event (delivered, or rejected); ``emitter.stats`` counts everything.
+
+        ``await emitter.flush(timeout)`` waits until nothing is left; leaving the ``async with``
+        block (or ``aclose``) delivers for at most ``drain_timeout`` seconds, then stops,
+        leaving the rest in the outbox file.
+        """
+        from ventryx._emitter._async import AsyncEmitter  # noqa: PLC0415 - loads the engine
+
+        return AsyncEmitter(
+            self._pipeline,
+            outbox=outbox,
+            max_pending=max_pending,
+            on_full=on_full,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            max_rate_limit_wait=max_rate_limit_wait,
+            transport=transport,
+            on_result=on_result,
+            drain_timeout=drain_timeout,
+            lease_seconds=lease_seconds,
         )

@@ -8,21 +8,18 @@ half the body sent), ``malformed_json`` (effect committed, 2xx with a body that 
 ``rate_limited`` (429 with the given Retry-After).
 """
 
-from ventryx.testing._app import (
-    Request,
-    Response,
-    SimulatedConnectionError,
-    VentryxApp,
-    create_app,
-)
+from ventryx.testing._app import VentryxApp, create_app
+from ventryx.testing._asgi import SimulatedConnectionError
 from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
 from ventryx.testing._faults import Fault, FaultRule
-from ventryx.testing._ledger import Ledger, RequestRecord
+from ventryx.testing._ledger import EventRecord, Ledger, RequestRecord, WorkflowWrite
+from ventryx.testing._messages import Request, Response
 from ventryx.testing._ratelimit import RateLimit
 from ventryx.testing._server import LocalServer
 
 __all__ = [
     "DEFAULT_TEST_KEY",
+    "EventRecord",
     "Fault",
     "FaultRule",
     "Ledger",
@@ -34,5 +31,6 @@ __all__ = [
     "ServerConfig",
     "SimulatedConnectionError",
     "VentryxApp",
+    "WorkflowWrite",
     "create_app",
 ]

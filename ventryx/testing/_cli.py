@@ -8,7 +8,7 @@ from typing import Any
 
 from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
 from ventryx.testing._faults import FAULT_KINDS, Fault, FaultRule
-from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, RateLimit
+from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, SHAPES, RateLimit, Shape
 from ventryx.testing._server import serve_forever
 
 __all__ = ["add_server_arguments", "config_from_args", "parse_fault", "serve_forever"]
@@ -84,6 +84,50 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="how a 429 states the wait (default: %(default)s)",
     )
     parser.add_argument(
+        "--limiter",
+        choices=SHAPES,
+        default=None,
+        help="the limiter's shape (default: token_bucket when --rate-limit is given)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="window seconds of fixed_window/sliding_window: R*W requests a window (default: 1)",
+    )
+    parser.add_argument(
+        "--max-in-service",
+        type=int,
+        default=1,
+        metavar="N",
+        help="requests in service at once of the concurrency limiter (default: 1)",
+    )
+    parser.add_argument(
+        "--sporadic",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="the sporadic limiter's 429 probability, whatever the rate (default: 0)",
+    )
+    parser.add_argument(
+        "--sporadic-wait",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="the wait a sporadic 429 names (default: 0.05)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds each admitted request spends in service (default: 0)",
+    )
+    parser.add_argument(
+        "--no-rate-headers", action="store_true", help="send no X-RateLimit-* headers"
+    )
+    parser.add_argument(
         "--fault", action="append", dest="faults", type=parse_fault, metavar="SPEC", help=FAULT_HELP
     )
     parser.add_argument(
@@ -102,11 +146,25 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """The ``ServerConfig`` the parsed options describe."""
-    rate_limit = (
-        RateLimit(args.rate_limit, args.burst, args.retry_after)
-        if args.rate_limit is not None
-        else None
-    )
+    shape: Shape | None = args.limiter or ("token_bucket" if args.rate_limit is not None else None)
+    rate_limit = None
+    if shape is not None:
+        try:
+            rate_limit = RateLimit(
+                args.rate_limit if args.rate_limit is not None else 1.0,
+                args.burst,
+                args.retry_after,
+                shape=shape,
+                window=args.window,
+                max_in_service=args.max_in_service,
+                probability=args.sporadic,
+                sporadic_wait=args.sporadic_wait,
+                latency=args.latency,
+                rate_headers=not args.no_rate_headers,
+                seed=args.seed if shape == "sporadic" else 0,
+            )
+        except ValueError as exc:
+            raise SystemExit(f"bad limiter options: {exc}") from None
     return ServerConfig(
         api_keys=frozenset(args.api_keys or [DEFAULT_TEST_KEY]),
         max_body_bytes=args.max_body_bytes,

@@ -8,6 +8,8 @@ from typing import Literal
 
 import attrs
 
+from ventryx.testing._messages import Response, error, request_id
+
 FaultKind = Literal[
     "status",
     "html_502",
@@ -28,9 +30,8 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     "malformed_json",
     "rate_limited",
 )
-# Faults that replace the answer before anything is processed: they never have an effect.
-BEFORE_KINDS = frozenset({"status", "html_502", "reset_before", "rate_limited"})
-# Faults that damage the answer after the effect is committed (and stored for replay).
+# Faults that damage the answer after the effect is committed (and stored for replay); the
+# others replace the answer before anything is processed, or (delay) only make it late.
 AFTER_KINDS = frozenset({"reset_after", "truncated", "malformed_json"})
 STATUS_CODES: dict[int, str] = {
     500: "internal_error",
@@ -120,3 +121,38 @@ class FaultPlan:
             if fault is not None:
                 return fault
         return None
+
+
+_HTML_502 = (
+    b"<html><head><title>502 Bad Gateway</title></head><body>"
+    b"<center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>"
+    b"</body></html>\n"
+)
+
+
+def early_answer(fault: Fault, extra: list[tuple[str, str]]) -> Response | None:
+    """The answer that replaces processing, or None for the kinds that act later."""
+    kind = fault.kind
+    headers = list(extra)
+    if fault.retry_after is not None:
+        headers.append(("Retry-After", fault.retry_after))
+    if kind == "status":
+        code = STATUS_CODES[fault.status]
+        return error(fault.status, code, f"injected {code}", headers)
+    if kind == "rate_limited":
+        return error(429, "rate_limit_exceeded", "rate limit exceeded, retry later", headers)
+    if kind == "html_502":
+        return Response(502, [("Content-Type", "text/html"), request_id()], _HTML_502)
+    if kind == "reset_before":
+        return Response(0, [], b"", action="reset")
+    return None
+
+
+def late_answer(fault: Fault, response: Response) -> Response:
+    """A committed 2xx ``response`` damaged as an after-kind fault says."""
+    if fault.kind == "reset_after":
+        return Response(0, [], b"", action="reset")
+    if fault.kind == "truncated":
+        return attrs.evolve(response, action="truncate")
+    # malformed_json: a success status and JSON content type over text that is not JSON
+    return attrs.evolve(response, body=response.body[: max(1, len(response.body) // 2)])

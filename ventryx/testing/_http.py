@@ -1,7 +1,12 @@
-"""A small HTTP/1.1 server on asyncio protocols that feeds ``VentryxApp.handle``.
+"""The socket side of the local server: HTTP/1.1 on asyncio protocols, feeding
+``VentryxApp.handle``. Requests are parsed by h11, one parser per request (fed what the client
+already sent after the previous one); answers, whose headers the app makes, are written here
+directly: h11's send side would cost more than the whole app per request.
 
-Keep-alive, Content-Length and chunked request bodies, ``Expect: 100-continue``, 400 on a
-malformed head, and the transport side of faults: a reset is SO_LINGER(1, 0) then close.
+Keep-alive and pipelining (answered one at a time, in order), Content-Length and chunked
+request bodies, ``Expect: 100-continue``, 413 before an oversized body arrives, 400 (431 for an
+oversized head) on a malformed request, and the transport side of faults: a reset is
+SO_LINGER(1, 0) then close, a truncation sends half the declared body then closes.
 """
 
 from __future__ import annotations
@@ -9,101 +14,55 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import re
 import socket
 import struct
 from collections.abc import Coroutine
 from http import HTTPStatus
 from typing import Any
 
-from ventryx.testing._app import Request, Response, VentryxApp
+import h11
+
+from ventryx.testing._app import VentryxApp
+from ventryx.testing._messages import Request, Response, request_id
 
 logger = logging.getLogger("ventryx.testing")
 MAX_HEAD_BYTES = 65_536
-_SINGLE = frozenset({"content-length", "transfer-encoding", "host"})
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # After answering a request whose body we did not read, keep draining it this long so the
 # client gets to read the answer instead of a reset caused by unread data.
 _DRAIN_SECONDS = 2.0
 
 
-class _BadRequest(Exception):
-    pass
+def _parser() -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
 
 
-def _is_token(value: bytes) -> bool:
-    return _TOKEN.fullmatch(value) is not None
+def _head_problem(event: h11.Request, headers: dict[str, str]) -> str | None:
+    """What h11 accepts but this server refuses, as the 400 message."""
+    if event.http_version not in (b"1.0", b"1.1"):
+        return "unsupported HTTP version"
+    if not event.target.startswith(b"/"):
+        return "malformed request line"
+    if "transfer-encoding" in headers and "content-length" in headers:
+        return "unsupported transfer-encoding"
+    return None
 
 
-def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3:
-        raise _BadRequest("malformed request line")
-    method, target, version = parts
-    if not _is_token(method) or not target.startswith(b"/"):
-        raise _BadRequest("malformed request line")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise _BadRequest("unsupported HTTP version")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        if not sep or not _is_token(name):
-            raise _BadRequest("malformed header line")
-        key = name.decode("ascii").lower()
-        text = value.strip(b" \t").decode("latin-1")
-        if key in headers and key in _SINGLE and headers[key] != text:
-            raise _BadRequest(f"conflicting {key} headers")
-        headers[key] = text
-    return method.decode("ascii"), target.decode("latin-1"), version.decode("ascii"), headers
-
-
-def _parse_chunked(buf: bytearray, start: int, limit: int) -> tuple[bytes, int] | int | None:
-    """(body, end) when complete; None when more data is needed; -1 when over ``limit``."""
-    pos = start
-    chunks: list[bytes] = []
-    size_total = 0
-    while True:
-        line_end = buf.find(b"\r\n", pos)
-        if line_end < 0:
-            return None
-        size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise _BadRequest("malformed chunk size") from None
-        if size < 0:
-            raise _BadRequest("malformed chunk size")
-        size_total += size
-        if size_total > limit:
-            return -1
-        pos = line_end + 2
-        if size == 0:
-            trailer_end = buf.find(b"\r\n", pos)
-            while trailer_end >= 0 and trailer_end != pos:  # skip trailer fields
-                pos = trailer_end + 2
-                trailer_end = buf.find(b"\r\n", pos)
-            if trailer_end < 0:
-                return None
-            return b"".join(chunks), trailer_end + 2
-        if len(buf) < pos + size + 2:
-            return None
-        chunks.append(bytes(buf[pos : pos + size]))
-        if not buf.startswith(b"\r\n", pos + size):
-            raise _BadRequest("malformed chunk")
-        pos += size + 2
-
-
-def _serialize(response: Response, close: bool) -> tuple[bytes, bytes]:
+def _head_of(response: Response, *, close: bool) -> bytes:
     lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
     lines += [f"{name}: {value}" for name, value in response.headers]
     lines.append(f"Content-Length: {len(response.body)}")
     if close:
         lines.append("Connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head, response.body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _keep_alive(event: h11.Request, headers: dict[str, str]) -> bool:
+    connection = headers.get("connection", "").lower()
+    if event.http_version == b"1.0":
+        return "keep-alive" in connection
+    return "close" not in connection
 
 
 class HTTPConnection(asyncio.Protocol):
@@ -113,12 +72,18 @@ class HTTPConnection(asyncio.Protocol):
         self._app = app
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self._busy = False
+        self._h11 = _parser()
+        self._busy = False  # a request is being answered: the next one waits in h11's buffer
         self._closing = False
         self._draining = False
         self._client: str | None = None
         self._eof = False
+        # the request whose body is arriving
+        self._head: h11.Request | None = None
+        self._headers: dict[str, str] = {}
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._continued = False  # "100 Continue" sent
 
     # -- asyncio callbacks ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -134,7 +99,7 @@ class HTTPConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._draining:
             return
-        self._buf += data
+        self._feed(data)
         if not self._busy:
             self._process()
 
@@ -171,89 +136,61 @@ class HTTPConnection(asyncio.Protocol):
         transport.abort()
 
     # -- parsing -------------------------------------------------------------------------
-    def _fail(self, status: int, message: str, code: str = "invalid_request") -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
-        headers = [
-            ("Content-Type", "application/json"),
-            ("X-Request-Id", "req_" + os.urandom(8).hex()),
-        ]
-        response = Response(status, headers, body)
-        self._write(response, close=True)
-        self._drain_then_close()
+    def _feed(self, data: bytes) -> None:
+        if self._h11.their_state is h11.IDLE and not self._h11.trailing_data[0]:
+            data = data.lstrip(b"\r\n")  # tolerate blank lines between requests
+        if data:
+            self._h11.receive_data(data)
 
     def _process(self) -> None:
+        limit = self._app.config.max_body_bytes
         while not self._busy and not self._closing:
-            buf = self._buf
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
-                    self._fail(431, "request head too large")
-                return
-            while buf.startswith(b"\r\n"):  # tolerate blank lines between requests
-                del buf[:2]
-                head_end -= 2
             try:
-                method, target, version, headers = _parse_head(bytes(buf[:head_end]))
-            except _BadRequest as exc:
-                self._fail(400, str(exc))
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._fail(431 if exc.error_status_hint == 431 else 400, str(exc))
                 return
-            except UnicodeDecodeError:
-                self._fail(400, "malformed request head")
+            if event is h11.NEED_DATA:
+                waiting = self._head is not None and self._h11.they_are_waiting_for_100_continue
+                if waiting and not self._continued:
+                    self._continued = True
+                    self._write(_CONTINUE)
                 return
-            body_start = head_end + 4
-            limit = self._app.config.max_body_bytes
-            too_large = False
-            body = b""
-            end = body_start
-            if "transfer-encoding" in headers:
-                if headers["transfer-encoding"].lower() != "chunked" or "content-length" in headers:
-                    self._fail(400, "unsupported transfer-encoding")
+            if isinstance(event, h11.Request):
+                self._head, self._chunks, self._size, self._continued = event, [], 0, False
+                self._headers = {
+                    k.decode("ascii").lower(): v.decode("latin-1")
+                    for k, v in event.headers.raw_items()
+                }
+                problem = _head_problem(event, self._headers)
+                if problem is not None:
+                    self._fail(400, problem)
                     return
-                self._maybe_continue(headers)
-                try:
-                    parsed = _parse_chunked(buf, body_start, limit)
-                except _BadRequest as exc:
-                    self._fail(400, str(exc))
-                    return
-                if parsed is None:
-                    return
-                if parsed == -1:
-                    too_large = True
+                length = self._headers.get("content-length")
+                if length is not None and int(length) > limit:
+                    self._dispatch(too_large=True)
+            elif isinstance(event, h11.Data):
+                self._size += len(event.data)
+                if self._size > limit:
+                    self._dispatch(too_large=True)
                 else:
-                    assert not isinstance(parsed, int)
-                    body, end = parsed
-            elif "content-length" in headers:
-                text = headers["content-length"]
-                if not (text.isascii() and text.isdigit()):
-                    self._fail(400, "malformed content-length")
-                    return
-                length = int(text)
-                if length > limit:
-                    too_large = True
-                else:
-                    if len(buf) < body_start + length:
-                        self._maybe_continue(headers)
-                        return
-                    end = body_start + length
-                    body = bytes(buf[body_start:end])
-            connection = headers.get("connection", "").lower()
-            keep_alive = (
-                "keep-alive" in connection if version == "HTTP/1.0" else "close" not in connection
-            )
-            path, _, query = target.partition("?")
-            request = Request(method, path, query, headers, body, too_large, self._client)
-            if too_large:
-                keep_alive = False
-                self._buf = bytearray()
-            else:
-                del buf[:end]
-            self._busy = True
-            self._server.spawn(self._answer(request, keep_alive))
+                    self._chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self._dispatch(too_large=False)
+            else:  # ConnectionClosed, or PAUSED (never while not busy)
+                return
 
-    def _maybe_continue(self, headers: dict[str, str]) -> None:
-        if headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
-            headers.pop("expect")
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    def _dispatch(self, *, too_large: bool) -> None:
+        head = self._head
+        assert head is not None
+        path, _, query = head.target.decode("latin-1").partition("?")
+        body = b"".join(self._chunks)
+        method = head.method.decode("ascii")
+        request = Request(method, path, query, self._headers, body, too_large, self._client)
+        keep_alive = not too_large and _keep_alive(head, self._headers)
+        self._head, self._chunks = None, []
+        self._busy = True
+        self._server.spawn(self._answer(request, keep_alive))
 
     async def _answer(self, request: Request, keep_alive: bool) -> None:
         try:
@@ -269,38 +206,46 @@ class HTTPConnection(asyncio.Protocol):
         if response.action == "reset":
             self.reset()
             return
+        head = _head_of(response, close=not keep_alive)
         if response.action == "truncate":
-            head, body = _serialize(response, close=True)
-            assert self._transport is not None
-            self._transport.write(head + body[: len(body) // 2])
+            self._write(head + response.body[: len(response.body) // 2])
             self.close()
             return
-        self._write(response, close=not keep_alive)
+        self._write(head + response.body)
         if not keep_alive:
             if request.body_too_large:
                 self._drain_then_close()
             else:
                 self.close()
             return
+        self._next_cycle()
         self._busy = False
-        if self._buf:
-            self._process()
+        self._process()
         if self._eof and not self._busy:
             self.close()
 
-    def _write(self, response: Response, *, close: bool) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return
-        head, body = _serialize(response, close)
-        self._transport.write(head + body if len(body) < 65_536 else head)
-        if len(body) >= 65_536:
-            self._transport.write(body)
+    def _next_cycle(self) -> None:
+        """A fresh parser for the next request, fed what the client already sent."""
+        pending, _ = self._h11.trailing_data
+        self._h11 = _parser()
+        self._feed(bytes(pending))
+
+    # -- writing -------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _fail(self, status: int, message: str, code: str = "invalid_request") -> None:
+        """Answer ``status`` with a JSON error, then stop reading this connection."""
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        response = Response(status, [("Content-Type", "application/json"), request_id()], body)
+        self._write(_head_of(response, close=True) + body)
+        self._drain_then_close()
 
     def _drain_then_close(self) -> None:
         """Half-close, discard what the client still sends, then close after a while."""
         self._draining = True
         self._busy = True
-        self._buf = bytearray()
         transport = self._transport
         if transport is None or transport.is_closing():
             return

@@ -5,12 +5,54 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, cast
 
 import attrs
 
 REQUEST_RECORD_CAP = 200_000
 _CANONICAL = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+
+
+class _ReadByKey(Mapping[str, Any]):
+    """Field access by name as well (``record["type"]``, ``dict(record)``): ledger entries were
+    plain dicts before they were typed, and tests written then keep working."""
+
+    __slots__ = ()
+
+    def _names(self) -> dict[str, Any]:
+        return attrs.fields_dict(cast("Any", type(self)))
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+@attrs.frozen(eq=False)
+class EventRecord(_ReadByKey):
+    """One applied event as stored, with the Idempotency-Key it came with."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    created_at: str
+    idempotency_key: str | None
+
+
+@attrs.frozen(eq=False)
+class WorkflowWrite(_ReadByKey):
+    """One applied workflow write."""
+
+    op: Literal["create", "update", "delete"]
+    id: str
+    idempotency_key: str | None
 
 
 @attrs.frozen
@@ -32,8 +74,8 @@ class Ledger:
     def __init__(self, record_requests: bool = True) -> None:
         self.record_requests = record_requests
         self._lock = threading.Lock()
-        self._events: list[dict[str, Any]] = []
-        self._workflow_writes: list[dict[str, Any]] = []
+        self._events: list[EventRecord] = []
+        self._workflow_writes: list[WorkflowWrite] = []
         self._attempts: collections.Counter[str] = collections.Counter()
         self._faults: collections.Counter[str] = collections.Counter()
         self._requests: collections.deque[RequestRecord] = collections.deque(
@@ -46,13 +88,13 @@ class Ledger:
 
     # -- reads ---------------------------------------------------------------------------
     @property
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[EventRecord]:
         """Every applied event: id, type, data, created_at, idempotency_key."""
         with self._lock:
             return list(self._events)
 
     @property
-    def workflow_writes(self) -> list[dict[str, Any]]:
+    def workflow_writes(self) -> list[WorkflowWrite]:
         """Every applied workflow write: op (create/update/delete), id, idempotency_key."""
         with self._lock:
             return list(self._workflow_writes)
@@ -123,17 +165,24 @@ class Ledger:
     def add_event(self, event: dict[str, Any], idempotency_key: str | None) -> None:
         fingerprint = _CANONICAL.encode([event["type"], event["data"]])
         with self._lock:
-            self._events.append({**event, "idempotency_key": idempotency_key})
+            self._events.append(
+                EventRecord(
+                    event["id"], event["type"], event["data"], event["created_at"], idempotency_key
+                )
+            )
             if fingerprint in self._event_fingerprints:
                 self._duplicates += 1
             else:
                 self._event_fingerprints.add(fingerprint)
 
-    def add_workflow_write(self, op: str, workflow_id: str, idempotency_key: str | None) -> None:
+    def add_workflow_write(
+        self,
+        op: Literal["create", "update", "delete"],
+        workflow_id: str,
+        idempotency_key: str | None,
+    ) -> None:
         with self._lock:
-            self._workflow_writes.append(
-                {"op": op, "id": workflow_id, "idempotency_key": idempotency_key}
-            )
+            self._workflow_writes.append(WorkflowWrite(op, workflow_id, idempotency_key))
 
     def add_replay(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from typing import Any
 import anyio.to_thread
 
 from ventryx.testing._app import VentryxApp
-from ventryx.testing._config import ServerConfig
+from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
 from ventryx.testing._http import HTTPServer
 from ventryx.testing._ledger import Ledger
 
@@ -186,7 +186,16 @@ async def _serve_until_signal(app: VentryxApp, host: str, port: int) -> None:
     http = HTTPServer(app)
     await http.start(host, port)
     shown = f"[{http.host}]" if ":" in http.host else http.host
-    sys.stdout.write(f"Ventryx local server ready at http://{shown}:{http.port}/v1\n")
+    base_url = f"http://{shown}:{http.port}/v1"
+    sys.stdout.write(f"Ventryx local server ready at {base_url}\n")
+    # A line to paste into another shell (the clients and the CLI read both variables). Only
+    # the built-in test key is public; keys given with --api-key are never printed.
+    if DEFAULT_TEST_KEY in app.config.api_keys:
+        sys.stdout.write(f"export VENTRYX_API_KEY={DEFAULT_TEST_KEY} VENTRYX_BASE_URL={base_url}\n")
+    else:
+        sys.stdout.write(
+            f"export VENTRYX_BASE_URL={base_url}  # and VENTRYX_API_KEY=<one of your --api-key>\n"
+        )
     sys.stdout.flush()
     try:
         await stop.wait()

@@ -1,41 +1,11 @@
-"""Pytest fixtures for tests of code that uses the Ventryx SDK.
+"""Pytest fixtures for tests of code that uses the Ventryx SDK: ``ventryx_server`` and
+``ventryx_server_factory``.
 
-Enable with ``pytest_plugins = ["ventryx.testing.pytest_plugin"]``. Importing this module is
-cheap: the server is only imported when a test asks for a fixture.
+Installing ventryx registers them already (through the top-level ``_ventryx_pytest`` module,
+which imports only pytest until a fixture is used); this module is for naming them explicitly,
+``pytest_plugins = ["ventryx.testing.pytest_plugin"]``.
 """
 
-from __future__ import annotations
+from _ventryx_pytest import ventryx_server, ventryx_server_factory
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
-
-import pytest
-
-if TYPE_CHECKING:
-    from ventryx.testing import LocalServer, ServerConfig
-
-
-@pytest.fixture
-def ventryx_server() -> Iterator[LocalServer]:
-    """A local Ventryx server on 127.0.0.1 with the default config, stopped after the test."""
-    from ventryx.testing import LocalServer  # noqa: PLC0415 - keeps plugin import cheap
-
-    with LocalServer() as server:
-        yield server
-
-
-@pytest.fixture
-def ventryx_server_factory() -> Iterator[Callable[[ServerConfig | None], LocalServer]]:
-    """``factory(config)``: a started server with ``config``; all are stopped after the test."""
-    from ventryx.testing import LocalServer  # noqa: PLC0415 - keeps plugin import cheap
-
-    started: list[LocalServer] = []
-
-    def factory(config: ServerConfig | None = None) -> LocalServer:
-        server = LocalServer(config).start()
-        started.append(server)
-        return server
-
-    yield factory
-    for server in reversed(started):
-        server.stop()
+__all__ = ["ventryx_server", "ventryx_server_factory"]
