@@ -198,7 +198,7 @@ def _admission_cost(redis: str, count: int) -> dict[str, float]:
                 times[name].append((time.perf_counter() - started) * 1000)
                 assert ticket is not None
                 gate.on_answer(ticket)
-        shared.close()
+        await shared.aclose()
         return {name: statistics.median(values) for name, values in times.items()}
 
     return anyio.run(measure)

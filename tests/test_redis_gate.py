@@ -345,7 +345,7 @@ async def test_redis_killed_mid_run_degrades_to_the_local_gate(
             api_key=server.api_key, base_url=server.base_url, rate_gate=gate
         ) as client:
             summary = await client.events.emit_many(events(200), concurrency=8, on_result=on_result)
-        gate.close()
+        await gate.aclose()
         assert summary.delivered == 200
         assert server.ledger.duplicates == 0
         assert gate.errors >= 1
@@ -367,7 +367,7 @@ async def test_redis_down_from_the_start_never_blocks_or_fails(
         ) as client:
             summary = await client.events.emit_many(events(30), concurrency=4)
             await client.events.emit(type="single", data={})
-    gate.close()
+    await gate.aclose()
     assert summary.delivered == 30
     assert len(caplog.records) == 1
     assert "hunter2" not in caplog.text
@@ -392,7 +392,7 @@ async def test_redis_back_after_an_outage_is_used_again(caplog: pytest.LogCaptur
             assert reply is not None
             assert "shared" in repr(gate)
         finally:
-            gate.close()
+            await gate.aclose()
     messages = [r.getMessage() for r in caplog.records]
     assert any("reachable again" in m for m in messages)
 
@@ -493,3 +493,61 @@ def test_the_gate_says_what_to_install_without_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert 'pip install "ventryx[redis]"' in out.stdout
+
+
+# -- lifetime: every connection a gate opens is closed -------------------------------------------
+
+
+def other_clients(url: str) -> int:
+    """Connections to the Redis at ``url`` besides this one, once closes have reached it."""
+    import redis
+
+    with redis.Redis.from_url(url) as r:
+        count = len(r.client_list()) - 1
+        for _ in range(100):  # a close reaches the server a moment after the socket is shut
+            if count == 0:
+                break
+            time.sleep(0.01)
+            count = len(r.client_list()) - 1
+        return count
+
+
+async def test_aclose_closes_the_connections_of_this_loop(anyio_backend: str) -> None:
+    with RedisServer() as srv:
+        gate = RedisRateGate(srv.url, key="ventryx:test:aclose")
+        assert await gate._call_async(1) is not None
+        assert len(gate._loops) == (1 if anyio_backend == "asyncio" else 0)
+        async with gate:
+            pass  # aclose on the way out
+        assert not gate._loops
+        assert await anyio.to_thread.run_sync(other_clients, srv.url) == 0
+        assert await gate._call_async(1) is not None  # still usable: it connects again
+        await gate.aclose()
+        assert await anyio.to_thread.run_sync(other_clients, srv.url) == 0
+
+
+def test_a_loops_client_is_closed_when_its_loop_ends() -> None:
+    import asyncio
+
+    with RedisServer() as srv:
+        gate = RedisRateGate(srv.url, key="ventryx:test:loop-end")
+        for _ in range(2):  # two loops, one after the other: each closes its own
+            assert asyncio.run(gate._call_async(1)) is not None
+            assert other_clients(srv.url) <= 1  # the sync client is not used on asyncio
+        gate.close()
+        assert other_clients(srv.url) == 0
+
+
+def test_close_outside_an_idle_loop_closes_its_client() -> None:
+    import asyncio
+
+    with RedisServer() as srv:
+        loop = asyncio.new_event_loop()
+        try:
+            with RedisRateGate(srv.url, key="ventryx:test:idle") as gate:
+                assert loop.run_until_complete(gate._call_async(1)) is not None
+                assert gate._loops
+            assert not gate._loops
+            assert other_clients(srv.url) == 0
+        finally:
+            loop.close()

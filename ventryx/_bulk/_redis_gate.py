@@ -582,9 +582,66 @@ class RedisRateGate:
     # -- lifetime ---------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connections of a gate built from a URL (a given client is the caller's)."""
+        """Close the connections of a gate built from a URL (a given client is the caller's).
+
+        Each event loop's asyncio client is closed on its loop: now if the loop is idle (or
+        scheduled on it if it runs, which ``aclose`` awaits instead); a closed loop took its
+        sockets with it. The gate keeps working after this: it opens new connections if used.
+        """
+        for loop, keeper in self._take_loops():
+            _close_on(loop, keeper)
         if self._owned and self._sync is not None:
             self._sync.close()
+
+    async def aclose(self) -> None:
+        """``close``, awaiting the close of this event loop's asyncio client."""
+        import asyncio  # noqa: PLC0415 - only an asyncio loop can hold asyncio clients
+
+        current = asyncio.get_running_loop() if _backend() == "asyncio" else None
+        for loop, keeper in self._take_loops():
+            if loop is current:
+                with anyio.CancelScope(shield=True):
+                    await keeper.aclose()
+            else:
+                _close_on(loop, keeper)
+        if self._owned and self._sync is not None:
+            await anyio.to_thread.run_sync(self._sync.close)
+
+    def _take_loops(self) -> list[tuple[Any, Any]]:
+        with self._lock:
+            held = [(loop, keeper) for loop, (_, keeper) in self._loops.items()]
+            self._loops.clear()
+        return held
+
+    def __enter__(self) -> RedisRateGate:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> RedisRateGate:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+
+def _close_on(loop: Any, keeper: Any) -> None:
+    """Close a loop's client on that loop, from outside it; a closed loop took its sockets."""
+    if loop.is_closed():
+        return
+    if loop.is_running():  # in another thread, or this one's loop called close() synchronously
+        loop.call_soon_threadsafe(_close_later, loop, keeper)
+        return
+    try:
+        loop.run_until_complete(keeper.aclose())
+    except RuntimeError:  # another loop runs in this thread: leave it to the loop's own end
+        logger.debug("rate gate: an idle event loop's Redis client left to its loop's shutdown")
+
+
+def _close_later(loop: Any, keeper: Any) -> None:
+    """On ``loop`` (its own thread): close its client in a task of its own."""
+    loop.create_task(keeper.aclose())
 
 
 async def _close_at_loop_end(client: Any) -> AsyncIterator[None]:
