@@ -316,6 +316,23 @@ def test_sync_client_shares_its_429_and_waits_its_turn(
         assert server.ledger.duplicates == 0
 
 
+async def test_the_emitter_admits_through_the_shared_gate(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    with LocalServer() as server:
+        async with (
+            AsyncVentryx(
+                api_key=server.api_key, base_url=server.base_url, rate_gate=gates()
+            ) as client,
+            client.events.emitter() as emitter,
+        ):
+            for n in range(5):
+                emitter.enqueue(type="queued", data={"n": n})
+            assert await emitter.flush(timeout=5.0)
+        assert len(server.ledger.events) == 5
+    assert state(redis_server, key)  # its admissions were the key's, not a gate of its own
+
+
 def test_with_options_copies_keep_the_gate(gates: Any) -> None:
     gate = gates()
     with ventryx_sync.Ventryx(
