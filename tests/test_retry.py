@@ -72,6 +72,15 @@ def _status_error(
     )
 
 
+def test_the_delay_is_never_sooner_than_the_server_asked() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=4.0, jitter=0.0)
+    assert policy.delay(2, None) == 1.0
+    assert policy.delay(2, ventryx.APIConnectionError(request=None)) == 1.0
+    assert policy.delay(2, _status_error(503)) == 1.0
+    assert policy.delay(2, _status_error(503, retry_after=0.25)) == 1.0
+    assert policy.delay(2, _status_error(429, retry_after=7.5)) == 7.5
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [

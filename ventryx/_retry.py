@@ -69,6 +69,16 @@ class RetryPolicy(Immutable):
         delay = min(self.initial_delay * 2.0 ** (attempt - 1), self.max_delay)
         return delay * (1.0 - self.jitter * random.random())
 
+    def delay(self, attempt: int, error: BaseException | None) -> float:
+        """The wait before retrying after failed attempt ``attempt``: max(backoff, Retry-After).
+
+        Never sooner than the server asked; single calls (tenacity) and bulk runs both ask here.
+        """
+        delay = self.backoff(attempt)
+        if isinstance(error, APIStatusError) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return delay
+
 
 def _is_real(value: object) -> TypeGuard[SupportsFloat]:
     if isinstance(value, (int, float)):

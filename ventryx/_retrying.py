@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 
 import tenacity
 
-from ventryx._errors import APIStatusError
 from ventryx._retry import RetryPolicy, is_retryable
 
 __all__ = ["make_retrying"]
@@ -23,12 +22,9 @@ class _Wait(tenacity.wait.wait_base):
         self.policy = policy
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        delay = self.policy.backoff(retry_state.attempt_number)
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, APIStatusError) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
-        return delay
+        return self.policy.delay(retry_state.attempt_number, exc)
 
 
 class _StopAtDeadline(tenacity.stop.stop_base):

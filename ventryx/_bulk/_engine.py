@@ -329,10 +329,7 @@ class Engine:
             if retries >= self.max_retries or not retryable:
                 return self._outcome(job, "failed", error=error)
             retries += 1
-            delay = self.policy.backoff(retries)
-            if isinstance(error, APIStatusError) and error.retry_after is not None:
-                delay = max(delay, error.retry_after)
-            if not await self._sleep(delay):
+            if not await self._sleep(self.policy.delay(retries, error)):
                 return self._unfinished(job)
 
     async def _admit(self, job: _Job) -> Ticket | EventOutcome:
