@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -39,7 +40,7 @@ def test_the_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     fill(path, 1)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -76,7 +77,7 @@ def test_the_leases_of_a_dead_process_come_back_at_once(tmp_path: Path) -> None:
     fill(path, 4)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         owner = f"{socket.gethostname()}:{gone.pid}:dead"
         conn.execute("UPDATE outbox SET owner = ?, available = ?", (owner, time.time() + 3600))
     assert len(SQLiteStore(path).lease(10, 30)) == 4

@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Protocol, TypeAlias
@@ -257,6 +258,18 @@ def _dead_letter(row: Row, status: int | None, error: str, failed: float) -> Dea
     )
 
 
+# Connections a forked child inherited: never closed there (that could disturb the parent's
+# locks) and kept referenced, so that they are never collected unclosed either.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _close_all(connections: list[sqlite3.Connection]) -> None:
+    """Close what a store opened (at ``close()``, or when the store is collected unclosed)."""
+    while connections:
+        with contextlib.suppress(sqlite3.Error):
+            connections.pop().close()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -290,6 +303,9 @@ class SQLiteStore:
         self._done: list[int] = []
         self._checkpointer: tuple[int, sqlite3.Connection] | None = None
         self._checkpoint_lock = threading.Lock()
+        self._closed = False
+        self._opened: list[sqlite3.Connection] = []  # this process's, closed by _finalizer
+        self._finalizer = weakref.finalize(self, _close_all, self._opened)
         self.owner = ""
         with self._lock:
             self._connection()
@@ -300,6 +316,15 @@ class SQLiteStore:
             return self._conn
         # An inherited connection is abandoned, never closed: closing it in the child could
         # disturb the parent's locks.
+        if self._pid != -1 and self._pid != os.getpid():
+            self._finalizer.detach()
+            _INHERITED.extend(self._opened)
+            self._opened = []
+            self._finalizer = weakref.finalize(self, _close_all, self._opened)
+            self._checkpointer = None
+        if not self._finalizer.alive:  # opened again after close()
+            self._opened = []
+            self._finalizer = weakref.finalize(self, _close_all, self._opened)
         self._pid = os.getpid()
         self._done = []
         self.owner = _new_owner()
@@ -312,6 +337,7 @@ class SQLiteStore:
             conn = sqlite3.connect(
                 self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
             )
+            self._opened.append(conn)
             # Small pages (for a new file): an enqueue writes three of them to the WAL (the row
             # and its two indexes), so the WAL a burst leaves behind is a quarter of 4 KB pages'.
             conn.execute("PRAGMA page_size=1024")
@@ -327,6 +353,7 @@ class SQLiteStore:
                 "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
             )
         except sqlite3.DatabaseError as exc:
+            _close_all(self._opened)
             raise InvalidInputError("outbox", f"{self.path} is not a usable outbox: {exc}") from exc
         self._conn = conn
         self._reclaim(conn)
@@ -417,6 +444,8 @@ class SQLiteStore:
         wal = self.path.with_name(self.path.name + "-wal")
         with self._checkpoint_lock, contextlib.suppress(OSError, sqlite3.Error):
             # busy or gone: the next one will do it
+            if self._closed:
+                return
             size = wal.stat().st_size
             if size <= self._WAL_KEEP:
                 return
@@ -430,6 +459,7 @@ class SQLiteStore:
                 conn = sqlite3.connect(
                     self.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
+                self._opened.append(conn)
                 self._checkpointer = (os.getpid(), conn)
             self._checkpointer[1].execute("PRAGMA wal_checkpoint(PASSIVE)")
 
@@ -543,12 +573,14 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             with self._checkpoint_lock:
-                checkpointer, self._checkpointer = self._checkpointer, None
-            if checkpointer is not None and checkpointer[0] == os.getpid():
-                checkpointer[1].close()
-            if self._conn is not None and self._pid == os.getpid():
-                self._commit_done()
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                self._conn.close()
-            self._conn = None
+                self._closed = True
+                self._checkpointer = None
+            try:
+                if self._conn is not None and self._pid == os.getpid():
+                    self._commit_done()
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                self._conn = None
+                if self._pid == os.getpid():
+                    self._finalizer()  # closes this process's connections, once
