@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+nox.options.default_venv_backend = "uv|venv"  # uv when installed (nox[uv]): installs in seconds
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "typecheck", "sync_check", "tests"]
 # `tests-all` is a claim about every supported Python: a missing one is an error, not a skip.
