@@ -28,8 +28,7 @@ DEMO_COMMAND = (
     '.venv/bin/python -m pip install ".[cli,aiohttp]" && .venv/bin/ventryx demo'
 )
 TEST_COMMAND = (
-    "python3 -m venv .venv && "
-    '.venv/bin/python -m pip install "nox[uv]" && .venv/bin/python -m nox'
+    'python3 -m venv .venv && .venv/bin/python -m pip install "nox[uv]" && .venv/bin/python -m nox'
 )
 REPO = "https://github.com/ventryx/ventryx-python"
 LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
