@@ -221,10 +221,13 @@ def test_rate_limit_is_accurate_under_load(limited_server_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    expected = rate * (last[0] - start) + burst
+    most = rate * (last[0] - start) + burst  # what the bucket can have admitted at most
     assert counts["other"] == 0
     assert counts["refused"] > 10 * counts["admitted"]  # the limit really was exceeded
-    assert abs(counts["admitted"] - expected) <= 0.1 * expected, (counts, expected)
+    # Never more than the limit allows; the exact counts are tests/test_limiters.py's, on a
+    # fake clock: here a starved client (a loaded machine) leaves the bucket full for a while,
+    # and those tokens are lost, so the lower bound is loose.
+    assert 0.5 * most <= counts["admitted"] <= most + 1, (counts, most)
     snapshot = httpx.get(limited_server_url + "/_testing/ledger").json()["data"]
     assert snapshot["event_count"] == counts["admitted"]
     assert snapshot["rate_limited"] == counts["refused"]
