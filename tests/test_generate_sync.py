@@ -98,7 +98,7 @@ def test_a_new_async_method_reaches_the_sync_twin(repo: Path) -> None:
     """Nothing is hand-maintained: a method added to the async resource is generated."""
     source = repo / "ventryx" / "resources" / "events.py"
     text = source.read_text()
-    anchor = "    async def retrieve(\n"
+    anchor = "    async def retrieve("
     method = (
         "    async def count(self, *, type: str | None = None) -> int:\n"
         '        """How many events there are."""\n'

@@ -15,12 +15,12 @@ from ventryx._constants import (
     DEFAULT_PROGRESS_INTERVAL,
     DEFAULT_RATE_LIMIT_WAIT,
 )
-from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx._validation import event_body, non_empty_str, path_segment
 from ventryx.resources._base import AsyncResource
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ventryx._bulk._results import (
         BulkProgress,
         BulkSummary,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     )
     from ventryx._emitter._async import AsyncEmitter
     from ventryx._emitter._store import OnFull
+    from ventryx._options import RequestOptions
+    from ventryx._pagination import AsyncPager
     from ventryx.models import Event
 
 __all__ = ["AsyncEvents"]
@@ -44,29 +46,19 @@ class AsyncEvents(AsyncResource):
         type: str,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Event:
         """Emit one event of ``type`` with free-form ``data``; returns it with its new id.
 
         Retries are safe: every attempt carries the same ``Idempotency-Key`` (generated unless
         given), so the event is applied once.
         """
-        response = await self._pipeline.request(
-            "POST",
-            "/events",
-            body=event_body(type, data),
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        body = event_body(type, data)
         from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Event, response)
+        return await self._call(
+            Event, "POST", "/events", options, body=body, idempotency_key=idempotency_key
+        )
 
     def list(
         self,
@@ -74,57 +66,20 @@ class AsyncEvents(AsyncResource):
         page: int | None = None,
         per_page: int | None = None,
         type: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPager[Event]:
         """List events, optionally only those of one ``type``: await for a page, iterate for all."""
-        first, size = check_page_params(page, per_page)
         event_type = None if type is None else non_empty_str(type, "type")
-
-        async def fetch(number: int) -> AsyncPage[Event]:
-            params: dict[str, int | str] = {"page": number}
-            if size is not None:
-                params["per_page"] = size
-            if event_type is not None:
-                params["type"] = event_type
-            response = await self._pipeline.request(
-                "GET",
-                "/events",
-                params=params,
-                timeout=timeout,
-                max_retries=max_retries,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-            from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
-
-            return self._page(response, Event, fetch)
-
-        return AsyncPager(fetch, first or 1)
-
-    async def retrieve(
-        self,
-        event_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Event:
-        """Fetch one event by id (``NotFoundError`` when there is none)."""
-        response = await self._pipeline.request(
-            "GET",
-            f"/events/{path_segment(event_id, 'event_id')}",
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
         from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Event, response)
+        return self._list(Event, "/events", options, page, per_page, type=event_type)
+
+    async def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
+        """Fetch one event by id (``NotFoundError`` when there is none)."""
+        path = f"/events/{path_segment(event_id, 'event_id')}"
+        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
+
+        return await self._call(Event, "GET", path, options)
 
     async def emit_many(
         self,

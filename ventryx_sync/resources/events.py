@@ -18,11 +18,12 @@ from ventryx._constants import (
 )
 from ventryx._driver import drive
 from ventryx._emitter._sync import Emitter
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx_sync._pagination import Page
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ventryx._bulk._results import (
         BulkProgress,
         BulkSummary,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         EventOutcome,
     )
     from ventryx._emitter._store import OnFull
+    from ventryx._options import RequestOptions
     from ventryx.models import Event
 
 __all__ = ["Events"]
@@ -50,10 +52,7 @@ class Events:
         type: str,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Event:
         """Emit one event of ``type`` with free-form ``data``; returns it with its new id.
 
@@ -61,15 +60,7 @@ class Events:
         given), so the event is applied once.
         """
         return drive(
-            self._inner.emit(
-                type=type,
-                data=data,
-                idempotency_key=idempotency_key,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
+            self._inner.emit(type=type, data=data, idempotency_key=idempotency_key, **options)
         )
 
     def list(
@@ -78,46 +69,17 @@ class Events:
         page: int | None = None,
         per_page: int | None = None,
         type: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Event]:
         """List events, optionally only those of one ``type``: returns the first page, iterate
         for all."""
         return Page(
-            drive(
-                self._inner.list(
-                    page=page,
-                    per_page=per_page,
-                    type=type,
-                    extra_headers=extra_headers,
-                    extra_query=extra_query,
-                    timeout=timeout,
-                    max_retries=max_retries,
-                ).first_page()
-            )
+            drive(self._inner.list(page=page, per_page=per_page, type=type, **options).first_page())
         )
 
-    def retrieve(
-        self,
-        event_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Event:
+    def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
         """Fetch one event by id (``NotFoundError`` when there is none)."""
-        return drive(
-            self._inner.retrieve(
-                event_id=event_id,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        )
+        return drive(self._inner.retrieve(event_id=event_id, **options))
 
     def emit_many(
         self,
