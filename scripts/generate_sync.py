@@ -44,11 +44,7 @@ CLIENT = "ventryx/_client.py"
 # Settings of the async client that the blocking one does not have (it is httpx only): left out
 # of its constructor, and their properties too.
 ASYNC_ONLY_SETTINGS = frozenset({"transport"})
-PORTAL_FUNCTIONS = {  # what ventryx/_bulk/_blocking.py defines
-    node.name
-    for node in ast.parse((ROOT / "ventryx" / "_bulk" / "_blocking.py").read_text("utf-8")).body
-    if isinstance(node, ast.FunctionDef)
-}
+PORTAL_METHODS = {"emit_many"}  # run on a portal (ventryx/_bulk/_blocking.py)
 # Async classes whose sync twin is written by hand (it needs a thread of its own), and the
 # module of the twin; a method returning one returns the twin around it.
 HANDWRITTEN_TWINS = {"AsyncEmitter": "ventryx._emitter._sync"}
@@ -353,7 +349,7 @@ class Source:
             code = statements(fn)
             lines = self.text.splitlines()[code[0].lineno - 1 : code[-1].end_lineno]
             return textwrap.dedent("\n".join(lines)) + "\n"
-        if f"{fn.name}_blocking" in PORTAL_FUNCTIONS:  # rule 2
+        if fn.name in PORTAL_METHODS:  # rule 2
             _, code = template("portal.py.tmpl", name=fn.name, arguments=passed(fn.args))
             return textwrap.dedent(code)
         if head(kind) == "AsyncPager":  # rule 3

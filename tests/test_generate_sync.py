@@ -63,12 +63,12 @@ def test_check_passes_on_an_untouched_copy(repo: Path) -> None:
 def test_a_hand_edited_line_fails_the_check(repo: Path) -> None:
     path = repo / "ventryx_sync" / "resources" / "events.py"
     text = path.read_text()
-    assert "        max_retries: int | None = None,\n" in text
-    path.write_text(text.replace("max_retries: int | None = None,", "max_retries: int = 2,", 1))
+    assert "        summary: BulkSummary | None = None,\n" in text
+    path.write_text(text.replace("summary: BulkSummary | None = None,", "summary: int = 2,", 1))
     result = check(repo, "--check")
     assert result.returncode == 1
-    assert "-        max_retries: int = 2," in result.stdout
-    assert "+        max_retries: int | None = None," in result.stdout
+    assert "-        summary: int = 2," in result.stdout
+    assert "+        summary: BulkSummary | None = None," in result.stdout
     assert "ventryx_sync/resources/events.py" in result.stdout
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any, Protocol
 
 import anyio
@@ -20,6 +20,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ventryx import _constants as C
 from ventryx._bulk._gate import Gate, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
+from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
 from ventryx._errors import (
     APIConnectionError,
@@ -36,9 +37,6 @@ from ventryx._retry import is_retryable
 from ventryx.models import Event
 
 __all__ = ["Engine", "HttpxSender", "Sender"]
-
-OnResult = Callable[[EventOutcome], object]
-OnProgress = Callable[[BulkProgress], object]
 
 
 class HttpxSender:
@@ -127,30 +125,24 @@ class Engine:
         pipeline: Pipeline,
         gate: Gate,
         summary: BulkSummary,
-        *,
-        concurrency: int,
-        max_retries: int,
-        max_rate_limit_wait: float,
-        cancel_grace: float,
-        on_result: OnResult | None,
-        on_progress: OnProgress | None,
-        progress_interval: float,
+        options: BulkOptions,
         sender: Sender | None = None,
-        stop_after_connection_failures: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sender: Sender = HttpxSender(pipeline) if sender is None else sender
-        if stop_after_connection_failures is not None:
-            self.sender = _CircuitBreaker(self.sender, stop_after_connection_failures, self)
+        breaker = options.stop_after_connection_failures
+        if breaker is not None:
+            self.sender = _CircuitBreaker(self.sender, breaker, self)
         self.gate = gate
         self.summary = summary
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.cancel_grace = cancel_grace
-        self.on_result = on_result
-        self.on_progress = on_progress
-        self.progress_interval = progress_interval
+        self.options = options
+        self.concurrency = options.concurrency
+        self.max_retries = options.max_retries
+        self.max_rate_limit_wait = options.max_rate_limit_wait
+        self.cancel_grace = options.cancel_grace
+        self.on_result = options.on_result
+        self.on_progress = options.on_progress
+        self.progress_interval = options.progress_interval
         self.policy = pipeline.options.retry_policy
         self.error: BaseException | None = None  # from the input or a callback: re-raised
         self.in_flight = 0
