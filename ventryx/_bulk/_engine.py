@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ventryx import _constants as C
 from ventryx._bulk._gate import Gate, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
 from ventryx._bulk._options import BulkOptions
@@ -33,7 +32,7 @@ from ventryx._errors import (
     RateLimitError,
 )
 from ventryx._pipeline import Pipeline
-from ventryx._retry import is_retryable
+from ventryx._retry import is_retryable, is_transient
 from ventryx.models import Event
 
 __all__ = ["Engine", "HttpxSender", "Sender"]
@@ -307,12 +306,9 @@ class Engine:
                     self.summary.stopped_by = error
                 self.interrupt(self.cancel_grace)
                 return self._outcome(job, "rejected", error=error)
-            transient = isinstance(error, APIConnectionError) or (
-                isinstance(error, APIStatusError) and error.status_code in C.RETRYABLE_STATUSES
-            )
             # A 2xx with a body we cannot read: the replay of its key returns the stored answer.
             unreadable = isinstance(error, APIResponseValidationError)
-            if not (transient or unreadable):
+            if not (unreadable or is_transient(error)):
                 status: OutcomeStatus = (
                     "rejected" if isinstance(error, APIStatusError) else "failed"
                 )
