@@ -1,4 +1,7 @@
-"""``emit_many`` behind the resource method: checks, the transport, cancellation, the result."""
+"""``emit_many`` behind the resource method: the input, the transport, cancellation, the result.
+
+Its keywords arrive checked, as one ``BulkOptions`` (``_bulk/_options.py``).
+"""
 
 from __future__ import annotations
 
