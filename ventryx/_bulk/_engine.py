@@ -41,9 +41,9 @@ __all__ = ["Engine", "HttpxSender", "Sender"]
 class HttpxSender:
     """How events go out by default: requests built and sent by the pipeline's httpx client.
 
-    A sender (this one; the rate simulations pass their own) has ``prepare``, which turns an event's body and key
-    into what all its attempts send (``InvalidInputError`` if it cannot be), and ``send``,
-    one attempt of that: the id of the event created, or an ``APIError``.
+    A sender (this one; the rate simulations pass their own) has ``prepare``, which turns an
+    event's body and key into what all its attempts send (``InvalidInputError`` if it cannot
+    be), and ``send``, one attempt of that: the id of the event created, or an ``APIError``.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:

@@ -56,8 +56,8 @@ class Events:
         type: str | None = None,
         **options: Unpack[RequestOptions],
     ) -> Page[Event]:
-        """List events, optionally only those of one ``type``: returns the first page, iterate
-        for all."""
+        """List events, optionally only those of one ``type``: returns the first page, iterate for
+        all."""
         return Page(
             drive(self._inner.list(page=page, per_page=per_page, type=type, **options).first_page())
         )
