@@ -190,27 +190,14 @@ class Module:
         return "\n".join(out)
 
     def constructor(self, cls: ast.ClassDef, resources: list[ast.AnnAssign]) -> str:
-        """The client's hand-written constructor, with the async one's settings."""
-        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-        args = init.args
-        kept = [
-            (a, d)
-            for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
-            if a.arg not in ASYNC_ONLY
-        ]
-        args.kwonlyargs, args.kw_defaults = [a for a, _ in kept], [d for _, d in kept]
-        settings = [a.arg for a in [*args.args, *args.kwonlyargs][1:] if a.arg != "http_client"]
+        """The client's hand-written constructor, binding the resources' twins."""
+        names = [(ast.unparse(n.target), sync_name(ast.unparse(n.annotation))) for n in resources]
+        bind = [f"self.{attr} = {kind}(inner.{attr})" for attr, kind in names]
         return template(
             "client.py.tmpl",
             name=sync_name(cls.name),
             async_client=cls.name,
-            signature=sync_name(ast.unparse(args)),
-            options=", ".join(f"{s}={s}" for s in settings),
-            bind="\n".join(
-                f"        self.{a} = {sync_name(ast.unparse(n.annotation))}(inner.{a})"
-                for n in resources
-                for a in [ast.unparse(n.target)]
-            ),
+            bind="\n".join(f"        {line}" for line in bind),
         )[1]
 
     def wrap(self, value: str, kind: ast.expr | None) -> str:

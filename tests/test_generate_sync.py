@@ -159,3 +159,14 @@ def test_signatures_and_docstrings_mirror_the_async_code(sync_cls: type, async_c
         if member.__doc__:
             assert sync_member.__doc__, name
             assert "await" not in sync_member.__doc__, name
+
+
+def test_the_hand_written_constructor_takes_the_async_clients_settings() -> None:
+    """The sync constructor (scripts/sync_templates/client.py.tmpl) is written by hand: it must
+    take every setting of ``AsyncVentryx`` but ``transport``, with the same defaults."""
+
+    def settings(cls: type) -> list[tuple[str, object, object]]:
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [(p.name, p.kind, p.default) for p in params if p.name != "transport"]
+
+    assert settings(Ventryx) == settings(ventryx.AsyncVentryx)
