@@ -79,7 +79,7 @@ async def _emit_for(base_url: str, seconds: float, concurrency: int, transport: 
 
     async with AsyncVentryx(api_key=TEST_KEY, base_url=base_url, max_retries=5) as client:
         with anyio.move_on_after(seconds):
-            from ventryx._bulk import BulkSummary
+            from ventryx._bulk._results import BulkSummary
 
             summary = BulkSummary()
             await client.events.emit_many(

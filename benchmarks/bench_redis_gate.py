@@ -77,7 +77,7 @@ def _worker(spec: dict[str, Any]) -> None:
     import ventryx._converter
     import ventryx.models  # noqa: F401
     from ventryx import AsyncVentryx, RedisRateGate
-    from ventryx._bulk import BulkSummary
+    from ventryx._bulk._results import BulkSummary
 
     gate = None
     calls: list[float] = []

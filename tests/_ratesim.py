@@ -22,6 +22,7 @@ import trio.testing
 from ventryx import AsyncVentryx, RetryPolicy
 from ventryx._bulk._engine import Engine
 from ventryx._bulk._gate import RateGate, Ticket
+from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkSummary
 from ventryx._pipeline import error_from_response
 from ventryx.testing._ratelimit import RateLimit, make_limiter
@@ -151,19 +152,16 @@ def simulate(
             api_key="vx_sim", base_url="http://sim.invalid/v1", retry_policy=policy
         )
         sender = SimSender(limit, latency, result, seed)
-        engine = Engine(
-            client._pipeline,
-            gate,
-            result.summary,
-            concurrency=concurrency,
-            max_retries=3,
-            max_rate_limit_wait=max_rate_limit_wait,
-            cancel_grace=1.0,
-            on_result=None,
-            on_progress=None,
-            progress_interval=1.0,
-            sender=sender,
+        options = BulkOptions.of(
+            {
+                "concurrency": concurrency,
+                "max_retries": 3,
+                "max_rate_limit_wait": max_rate_limit_wait,
+                "cancel_grace": 1.0,
+            },
+            client._pipeline.options,
         )
+        engine = Engine(client._pipeline, gate, result.summary, options, sender=sender)
         start = trio.current_time()
         await engine.run({"type": "sim", "data": {}, "key": f"k{i}"} for i in range(events))
         result.elapsed = trio.current_time() - start

@@ -18,8 +18,8 @@ from ventryx import (
     InvalidInputError,
     RetryPolicy,
 )
-from ventryx._bulk import BulkProgress, BulkSummary, EventOutcome, NewEvent
 from ventryx._bulk._engine import _Job  # pyright: ignore[reportPrivateUsage]
+from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, NewEvent
 from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit, ServerConfig
 
 ROUTE = "POST /v1/events"

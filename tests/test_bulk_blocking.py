@@ -1,4 +1,4 @@
-"""``emit_many_blocking``: the async engine on a portal, for sync code (and Ctrl-C)."""
+"""``run_on_portal``: the async engine on a portal, for sync code (and Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from ventryx import RetryPolicy
-from ventryx._bulk import BulkSummary
-from ventryx._bulk._blocking import emit_many_blocking
+from ventryx._bulk._blocking import run_on_portal
+from ventryx._bulk._results import BulkSummary
 from ventryx._options import resolve_options
-from ventryx._transports import make_async_http_client
 from ventryx._types import NOT_GIVEN
+from ventryx.resources import AsyncEvents
 from ventryx.testing import Fault, FaultRule, LocalServer, RateLimit, ServerConfig
 
 ROUTE = "POST /v1/events"
@@ -38,7 +38,7 @@ def gen(n: int, *, keyed: bool = False) -> Iterator[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry", ["emit_many_blocking", "ventryx_sync"])
+@pytest.mark.parametrize("entry", ["run_on_portal", "ventryx_sync"])
 def test_ten_thousand_events_under_faults_through_the_portal(entry: str) -> None:
     faults = [
         FaultRule(ROUTE, fault=Fault("status", status=503), probability=0.03),
@@ -58,12 +58,11 @@ def test_ten_thousand_events_under_faults_through_the_portal(entry: str) -> None
             ) as client:
                 summary = client.events.emit_many(gen(10_000), concurrency=32, transport="aiohttp")
         else:
-            summary = emit_many_blocking(
+            summary = run_on_portal(
                 options_for(server),
-                make_async_http_client,
-                gen(10_000),
-                concurrency=32,
-                transport="aiohttp",
+                lambda pipeline: AsyncEvents(pipeline).emit_many(
+                    gen(10_000), concurrency=32, transport="aiohttp"
+                ),
             )
         assert summary.delivered == 10_000
         assert sum(summary.counts.values()) == 10_000
@@ -80,8 +79,11 @@ def test_keyboard_interrupt_settles_then_propagates() -> None:
         timer.start()
         try:
             with pytest.raises(KeyboardInterrupt):
-                emit_many_blocking(
-                    options_for(server), make_async_http_client, gen(n, keyed=True), summary=summary
+                run_on_portal(
+                    options_for(server),
+                    lambda pipeline: AsyncEvents(pipeline).emit_many(
+                        gen(n, keyed=True), summary=summary
+                    ),
                 )
         finally:
             timer.cancel()
@@ -90,7 +92,10 @@ def test_keyboard_interrupt_settles_then_propagates() -> None:
         assert sum(summary.counts.values()) == summary.pulled
         assert summary.delivered <= len(server.ledger.events)
         # The re-run completes the import without duplicating anything.
-        again = emit_many_blocking(options_for(server), make_async_http_client, gen(n, keyed=True))
+        again = run_on_portal(
+            options_for(server),
+            lambda pipeline: AsyncEvents(pipeline).emit_many(gen(n, keyed=True)),
+        )
         assert again.delivered == n
         assert len(server.ledger.events) == n
         assert server.ledger.duplicates == 0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ventryx import APIConnectionError, AsyncVentryx, InvalidInputError, RetryPolicy
-from ventryx._bulk import BulkSummary
+from ventryx._bulk._results import BulkSummary
 from ventryx.testing import Fault, FaultRule, LocalServer, ServerConfig
 
 pytestmark = pytest.mark.anyio

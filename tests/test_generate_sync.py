@@ -63,12 +63,12 @@ def test_check_passes_on_an_untouched_copy(repo: Path) -> None:
 def test_a_hand_edited_line_fails_the_check(repo: Path) -> None:
     path = repo / "ventryx_sync" / "resources" / "events.py"
     text = path.read_text()
-    assert "        max_retries: int | None = None,\n" in text
-    path.write_text(text.replace("max_retries: int | None = None,", "max_retries: int = 2,", 1))
+    assert "        summary: BulkSummary | None = None,\n" in text
+    path.write_text(text.replace("summary: BulkSummary | None = None,", "summary: int = 2,", 1))
     result = check(repo, "--check")
     assert result.returncode == 1
-    assert "-        max_retries: int = 2," in result.stdout
-    assert "+        max_retries: int | None = None," in result.stdout
+    assert "-        summary: int = 2," in result.stdout
+    assert "+        summary: BulkSummary | None = None," in result.stdout
     assert "ventryx_sync/resources/events.py" in result.stdout
 
 
@@ -98,7 +98,7 @@ def test_a_new_async_method_reaches_the_sync_twin(repo: Path) -> None:
     """Nothing is hand-maintained: a method added to the async resource is generated."""
     source = repo / "ventryx" / "resources" / "events.py"
     text = source.read_text()
-    anchor = "    async def retrieve(\n"
+    anchor = "    async def retrieve("
     method = (
         "    async def count(self, *, type: str | None = None) -> int:\n"
         '        """How many events there are."""\n'
@@ -159,3 +159,14 @@ def test_signatures_and_docstrings_mirror_the_async_code(sync_cls: type, async_c
         if member.__doc__:
             assert sync_member.__doc__, name
             assert "await" not in sync_member.__doc__, name
+
+
+def test_the_hand_written_constructor_takes_the_async_clients_settings() -> None:
+    """The sync constructor (scripts/sync_templates/client.py.tmpl) is written by hand: it must
+    take every setting of ``AsyncVentryx`` but ``transport``, with the same defaults."""
+
+    def settings(cls: type) -> list[tuple[str, object, object]]:
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [(p.name, p.kind, p.default) for p in params if p.name != "transport"]
+
+    assert settings(Ventryx) == settings(ventryx.AsyncVentryx)

@@ -210,16 +210,14 @@ def test_step_and_iterate_turn_async_iterators_into_iterators() -> None:
 
 
 def _portal_methods() -> set[str]:
-    """Methods that run the async engine on a portal: the generator gives a sync method a
-    portal when ventryx/_bulk/_blocking.py defines ``<method>_blocking``."""
-    tree = ast.parse((ROOT / "ventryx" / "_bulk" / "_blocking.py").read_text(encoding="utf-8"))
-    found = {
-        node.name.removesuffix("_blocking")
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef) and node.name.endswith("_blocking")
-    }
-    assert found, "no portal functions in ventryx/_bulk/_blocking.py"
-    return found
+    """Methods that run the async engine on a portal: ``PORTAL_METHODS`` of the generator."""
+    tree = ast.parse((ROOT / "scripts" / "generate_sync.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "PORTAL_METHODS":
+            found: set[str] = ast.literal_eval(node.value)
+            assert found, "no portal methods in scripts/generate_sync.py"
+            return found
+    raise AssertionError("scripts/generate_sync.py names no PORTAL_METHODS")
 
 
 def _public_members(obj: object) -> list[str]:

@@ -36,7 +36,8 @@ from ventryx._types import NOT_GIVEN, NotGiven
 from ventryx._version import __version__
 
 if TYPE_CHECKING:
-    from ventryx._bulk import (
+    from ventryx._bulk._redis_gate import RedisRateGate
+    from ventryx._bulk._results import (
         BulkProgress,
         BulkSummary,
         BulkTransport,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
         NewEvent,
         OutcomeStatus,
     )
-    from ventryx._bulk._redis_gate import RedisRateGate
     from ventryx._emitter._async import AsyncEmitter, EmitterClosedError, EmitterStats
     from ventryx._emitter._store import DeadLetter, OnFull, OutboxFullError
     from ventryx.models import (

@@ -9,7 +9,7 @@ import re
 import sys
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -17,13 +17,20 @@ import httpx
 from ventryx import _constants as C
 from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._retry import RetryPolicy
-from ventryx._types import Headers, Immutable, NotGiven, Query, TimeoutTypes
+from ventryx._types import NOT_GIVEN, Headers, Immutable, NotGiven, Query, TimeoutTypes
 from ventryx._version import __version__
 
 if TYPE_CHECKING:
     from ventryx._bulk._redis_gate import RedisRateGate
 
-__all__ = ["ClientOptions", "InsecureBaseURLWarning", "resolve_options", "resolve_timeout"]
+__all__ = [
+    "CallOptions",
+    "ClientOptions",
+    "InsecureBaseURLWarning",
+    "RequestOptions",
+    "resolve_options",
+    "resolve_timeout",
+]
 
 USER_AGENT = (
     f"ventryx-python/{__version__} python/{sys.version.split()[0]} httpx/{httpx.__version__}"
@@ -103,6 +110,55 @@ class ClientOptions(Immutable):
             f"default_headers={sorted(self.default_headers)!r}, "
             f"default_query={dict(self.default_query)!r})"
         )
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keywords every call takes besides its own (``**options`` of each method).
+
+    ``timeout``: this call's timeout (seconds, an ``httpx.Timeout``, or None for none);
+    ``max_retries``: this call's retries; ``extra_headers`` and ``extra_query``: sent with it.
+    Each one left out is the client's setting.
+    """
+
+    timeout: TimeoutTypes | NotGiven
+    max_retries: int | None
+    extra_headers: Headers | None
+    extra_query: Query | None
+
+
+class CallOptions(Immutable):
+    """The ``RequestOptions`` of one call, checked and resolved against the client's settings.
+
+    Built once per call (once per ``list`` for all its pages) by ``resolve_call``.
+    """
+
+    __slots__ = ("attempt_total", "extra_headers", "extra_query", "max_retries", "timeout")
+
+    timeout: dict[str, float | None]
+    attempt_total: float | None
+    max_retries: int
+    extra_headers: Mapping[str, str]
+    extra_query: Mapping[str, str | int | float | bool]
+
+    def __init__(self, client: ClientOptions, options: RequestOptions) -> None:
+        for name in options:
+            if name not in RequestOptions.__optional_keys__:
+                raise TypeError(f"got an unexpected keyword argument {name!r}")
+        timeout = resolve_timeout(options.get("timeout", NOT_GIVEN), client.timeout)
+        retries = options.get("max_retries")
+        values: dict[str, object] = {
+            "timeout": timeout_extension(timeout),
+            "attempt_total": attempt_total(timeout),
+            "max_retries": client.max_retries if retries is None else check_max_retries(retries),
+            "extra_headers": check_headers(options.get("extra_headers"), "extra_headers"),
+            "extra_query": check_query(options.get("extra_query"), "extra_query"),
+        }
+        self._freeze(values)
+
+
+def timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
+    """httpx's per-request ``timeout`` extension for ``timeout`` (None: no timeout)."""
+    return (timeout or httpx.Timeout(None)).as_dict()
 
 
 def resolve_timeout(

@@ -40,7 +40,7 @@ def check_page_params(page: object, per_page: object) -> tuple[int | None, int |
 class AsyncPage(Generic[_T]):
     """One page of results: ``data``, ``meta``, and the way to the next page."""
 
-    __slots__ = ("_fetch", "data", "meta", "raw_response")
+    __slots__ = ("_data", "_fetch", "_meta", "_raw_response")
 
     def __init__(
         self,
@@ -50,10 +50,25 @@ class AsyncPage(Generic[_T]):
         fetch: FetchPage[_T],
         raw_response: RawResponse | None = None,
     ) -> None:
-        self.data: list[_T] = list(data)
-        self.meta = meta
-        self.raw_response = raw_response
+        self._data: list[_T] = list(data)
+        self._meta = meta
+        self._raw_response = raw_response
         self._fetch = fetch
+
+    @property
+    def data(self) -> list[_T]:
+        """The items of this page."""
+        return self._data
+
+    @property
+    def meta(self) -> PageMeta:
+        """Where this page stands (``page``, ``per_page``, ``total``)."""
+        return self._meta
+
+    @property
+    def raw_response(self) -> RawResponse | None:
+        """The HTTP side of the answer this page came in."""
+        return self._raw_response
 
     def __repr__(self) -> str:
         m = self.meta

@@ -32,24 +32,21 @@ from ventryx._errors import (
 from ventryx._logging import escape_control, logger
 from ventryx._options import (
     USER_AGENT,
+    CallOptions,
     ClientOptions,
-    attempt_total,
-    check_headers,
-    check_max_retries,
-    check_query,
+    RequestOptions,
     redact_userinfo,
-    resolve_timeout,
 )
 from ventryx._retry import is_retryable, parse_retry_after
 from ventryx._shim import BlockingShim, Shim
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
+from ventryx._types import as_object
 
 if TYPE_CHECKING:
     import tenacity
 
     from ventryx.models import RawResponse
 
-__all__ = ["Pipeline", "Response", "encode_body", "error_from_response", "timeout_extension"]
+__all__ = ["Pipeline", "Response", "encode_body", "error_from_response"]
 
 _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
@@ -77,10 +74,6 @@ def _query_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
-    return (timeout or httpx.Timeout(None)).as_dict()
 
 
 def check_idempotency_key(key: object) -> str:
@@ -281,24 +274,24 @@ class Pipeline:
         auth = self._headers["authorization"]
         if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
             self._headers["authorization"] = Secret(auth)
-        self._timeout = timeout_extension(options.timeout)
-        self._attempt_total = attempt_total(options.timeout)
+        self.defaults = CallOptions(options, {})  # the options of a call that passes none
         self._urls: dict[str, httpx.URL] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
         return Pipeline(self.shim, options)
 
+    def call_options(self, options: RequestOptions) -> CallOptions:
+        """A call's ``**options``, checked once (``TypeError`` for an unknown keyword)."""
+        return CallOptions(self.options, options) if options else self.defaults
+
     async def request(
         self,
         method: str,
         path: str,
+        call: CallOptions,
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-        timeout: TimeoutTypes | NotGiven,
-        max_retries: int | None,
-        extra_headers: Headers | None,
-        extra_query: Query | None,
         idempotency_key: str | None = None,
     ) -> Response:
         """Send one logical call, with retries; return its decoded JSON or raise."""
@@ -310,24 +303,11 @@ class Pipeline:
             )
         call_timeout = self.options.call_timeout
         call_deadline = None if call_timeout is None else started + call_timeout
-        per_attempt = (
-            self._attempt_total
-            if isinstance(timeout, NotGiven)
-            else attempt_total(resolve_timeout(timeout, self.options.timeout))
-        )
+        per_attempt = call.attempt_total
         request = self.build_request(
-            method,
-            path,
-            body=body,
-            params=params,
-            timeout=timeout,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-            idempotency_key=idempotency_key,
+            method, path, call, body=body, params=params, idempotency_key=idempotency_key
         )
-        retries = (
-            self.options.max_retries if max_retries is None else check_max_retries(max_retries)
-        )
+        retries = call.max_retries
         attempts = 0
         gate = self.options.rate_gate
         limited = False  # the last attempt got a 429: with a shared gate, wait for a turn
@@ -380,12 +360,10 @@ class Pipeline:
         self,
         method: str,
         path: str,
+        call: CallOptions | None = None,
         *,
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
         idempotency_key: str | None = None,
     ) -> httpx.Request:
         """The request of one logical call, exactly as every attempt of it is sent.
@@ -396,10 +374,11 @@ class Pipeline:
         cookies do not (the API sets none).
         """
         shim = self.shim
+        call = self.defaults if call is None else call
         headers: dict[str, str] = dict(shim.headers.multi_items())
         headers.update(self._headers)
-        if extra_headers:
-            for name, value in check_headers(extra_headers, "extra_headers").items():
+        if call.extra_headers:
+            for name, value in call.extra_headers.items():
                 lower = name.lower()
                 if lower == "idempotency-key" and method in _IDEMPOTENT_BODY_METHODS:
                     if idempotency_key is not None and value != idempotency_key:
@@ -423,8 +402,8 @@ class Pipeline:
         query: dict[str, Any] = dict(self.options.default_query)
         if params:
             query.update(params)
-        if extra_query:
-            extra = check_query(extra_query, "extra_query")
+        if call.extra_query:
+            extra = call.extra_query
             paged = params is not None and "page" in params
             for name in extra:
                 if (params and name in params) or (paged and name == "per_page"):
@@ -437,13 +416,8 @@ class Pipeline:
         url = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)
-        extension = (
-            self._timeout
-            if isinstance(timeout, NotGiven)
-            else timeout_extension(resolve_timeout(timeout, self.options.timeout))
-        )
         request = httpx.Request(
-            method, url, content=content, headers=headers, extensions={"timeout": extension}
+            method, url, content=content, headers=headers, extensions={"timeout": call.timeout}
         )
         if content:
             request.stream = _OneChunk(content)
@@ -466,7 +440,7 @@ class Pipeline:
         For callers that own the retry decisions (bulk emission shares one rate gate). The
         attempt is bounded by the client's timeout as a whole (see ``attempt_total``).
         """
-        total = self._attempt_total
+        total = self.defaults.attempt_total
         deadline = None if total is None else time.monotonic() + total
         return await self._attempt(request, attempt, deadline)
 

@@ -20,7 +20,7 @@ from ventryx import _constants as C
 from ventryx._errors import APIConnectionError, APIStatusError, ConfigurationError
 from ventryx._types import Immutable
 
-__all__ = ["RetryPolicy", "is_retryable", "parse_retry_after"]
+__all__ = ["RetryPolicy", "is_retryable", "is_transient", "parse_retry_after"]
 
 
 class RetryPolicy(Immutable):
@@ -150,12 +150,17 @@ def _bounded(seconds: float) -> float:
     return min(max(seconds, 0.0), C.RETRY_AFTER_CEILING)
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure another attempt may not meet: no answer at all, or a retryable status."""
+    return isinstance(exc, APIConnectionError) or (
+        isinstance(exc, APIStatusError) and exc.status_code in C.RETRYABLE_STATUSES
+    )
+
+
 def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
-    """Whether a failed attempt should be tried again."""
-    if isinstance(exc, APIConnectionError):
-        return True
-    if isinstance(exc, APIStatusError):
-        if exc.status_code not in C.RETRYABLE_STATUSES and exc.code != C.RATE_LIMIT_CODE:
-            return False
-        return exc.retry_after is None or exc.retry_after <= policy.max_retry_after
+    """Whether a failed attempt should be tried again: transient (or rate limited), and not
+    asked to wait beyond ``policy.max_retry_after``."""
+    if is_transient(exc) or (isinstance(exc, APIStatusError) and exc.code == C.RATE_LIMIT_CODE):
+        retry_after = exc.retry_after if isinstance(exc, APIStatusError) else None
+        return retry_after is None or retry_after <= policy.max_retry_after
     return False

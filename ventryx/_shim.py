@@ -84,10 +84,24 @@ class Shim(Protocol):
 _Client = TypeVar("_Client", httpx.Client, httpx.AsyncClient)
 
 
-class _HttpxDefaults(Generic[_Client]):
-    """The httpx client's own default headers and query parameters, read at each request."""
+class _HttpxShim(Generic[_Client]):
+    """A shim's httpx client (``owned``: made by ``factory``, closed by the shim) and its own
+    default headers and query parameters, read at each request."""
 
     client: _Client
+    owned: bool
+    _factory: Callable[[], _Client] | None
+
+    def __init__(
+        self, client: _Client, *, owned: bool, factory: Callable[[], _Client] | None = None
+    ) -> None:
+        self.client = client
+        self.owned = owned
+        self._factory = factory
+        self._started()
+
+    def _started(self) -> None:
+        """What a kind of shim sets up once its client is set."""
 
     @property
     def headers(self) -> httpx.Headers:
@@ -98,7 +112,7 @@ class _HttpxDefaults(Generic[_Client]):
         return self.client.params
 
 
-class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
+class AsyncShim(_HttpxShim[httpx.AsyncClient]):
     """``httpx.AsyncClient`` and ``anyio.sleep``: works on asyncio and trio.
 
     A pool's connections belong to the event loop that opened them. When the shim is next
@@ -107,16 +121,7 @@ class AsyncShim(_HttpxDefaults[httpx.AsyncClient]):
     raises ``ConfigurationError`` naming the fix.
     """
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        owned: bool,
-        factory: Callable[[], httpx.AsyncClient] | None = None,
-    ) -> None:
-        self.client = client
-        self.owned = owned
-        self._factory = factory
+    def _started(self) -> None:
         self._loop: object = None
 
     async def _check_loop(self) -> None:
@@ -262,7 +267,7 @@ def _close_socket_of(connection: object) -> None:
 _INHERITED_ASYNC_CLIENTS: list[httpx.AsyncClient] = []
 
 
-class BlockingShim(_HttpxDefaults[httpx.Client]):
+class BlockingShim(_HttpxShim[httpx.Client]):
     """``httpx.Client`` and ``time.sleep`` behind ``async def``: its coroutines never suspend.
 
     An owned client (made by ``factory``) is shared safely by threads (``httpx.Client`` is),
@@ -270,18 +275,10 @@ class BlockingShim(_HttpxDefaults[httpx.Client]):
     must not be reused there), and is closed when the shim is garbage-collected unclosed.
     """
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        *,
-        owned: bool,
-        factory: Callable[[], httpx.Client] | None = None,
-    ) -> None:
-        self.client = client
-        self.owned = owned
-        self._factory = factory
+    def _started(self) -> None:
+        client = self.client
         self._finalizer: weakref.finalize[[], BlockingShim] | None = None
-        if owned:
+        if self.owned:
             self._finalizer = weakref.finalize(self, client.close)
             _OWNED_BLOCKING_SHIMS.add(self)
         # Every socket wait of the client clamped to the attempt's deadline (injected clients

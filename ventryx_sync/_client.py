@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import httpx
@@ -152,13 +151,8 @@ class Ventryx:
     def __enter__(self) -> Ventryx:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        drive(self._inner.__aexit__(exc_type=exc_type, exc=exc, tb=tb))
+    def __exit__(self, *exc_info: object) -> None:
+        drive(self._inner.__aexit__(*exc_info))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} base_url={self.base_url!r}>"

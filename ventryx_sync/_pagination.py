@@ -31,14 +31,17 @@ class Page(Generic[_T]):
 
     @property
     def data(self) -> list[_T]:
+        """The items of this page."""
         return self._inner.data
 
     @property
     def meta(self) -> PageMeta:
+        """Where this page stands (``page``, ``per_page``, ``total``)."""
         return self._inner.meta
 
     @property
     def raw_response(self) -> RawResponse | None:
+        """The HTTP side of the answer this page came in."""
         return self._inner.raw_response
 
     def __repr__(self) -> str:

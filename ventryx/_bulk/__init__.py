@@ -1,26 +1,7 @@
 """Concurrent bulk event emission: ``client.events.emit_many`` and its blocking twin.
 
-Roles: ``_input`` (item -> body and key), ``_gate`` (the shared rate gate), ``_engine`` (the
-worker pool), ``_run`` (arguments, transport, cancellation),
-``_blocking`` (the portal for sync code), ``_results`` (what a run reports).
+Roles: ``_options`` (the keywords, checked), ``_input`` (item -> body and key), ``_gate`` (the
+shared rate gate), ``_engine`` (the worker pool), ``_run`` (the input, transport, cancellation),
+``_blocking`` (the portal for sync code), ``_results`` (what a run reports; the public names
+are re-exported by ``ventryx``).
 """
-
-from ventryx._bulk._results import (
-    BulkProgress,
-    BulkSummary,
-    BulkTransport,
-    EventInput,
-    EventOutcome,
-    NewEvent,
-    OutcomeStatus,
-)
-
-__all__ = [
-    "BulkProgress",
-    "BulkSummary",
-    "BulkTransport",
-    "EventInput",
-    "EventOutcome",
-    "NewEvent",
-    "OutcomeStatus",
-]

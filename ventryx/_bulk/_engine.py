@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Iterable
 from typing import Any, Protocol
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ventryx import _constants as C
 from ventryx._bulk._gate import Gate, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
+from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
 from ventryx._errors import (
     APIConnectionError,
@@ -32,21 +32,18 @@ from ventryx._errors import (
     RateLimitError,
 )
 from ventryx._pipeline import Pipeline
-from ventryx._retry import is_retryable
+from ventryx._retry import is_retryable, is_transient
 from ventryx.models import Event
 
 __all__ = ["Engine", "HttpxSender", "Sender"]
-
-OnResult = Callable[[EventOutcome], object]
-OnProgress = Callable[[BulkProgress], object]
 
 
 class HttpxSender:
     """How events go out by default: requests built and sent by the pipeline's httpx client.
 
-    A sender (this, or the aiohttp one) has ``prepare``, which turns an event's body and key
-    into what all its attempts send (``InvalidInputError`` if it cannot be), and ``send``,
-    one attempt of that: the id of the event created, or an ``APIError``.
+    A sender (this one; the rate simulations pass their own) has ``prepare``, which turns an
+    event's body and key into what all its attempts send (``InvalidInputError`` if it cannot
+    be), and ``send``, one attempt of that: the id of the event created, or an ``APIError``.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
@@ -127,30 +124,24 @@ class Engine:
         pipeline: Pipeline,
         gate: Gate,
         summary: BulkSummary,
-        *,
-        concurrency: int,
-        max_retries: int,
-        max_rate_limit_wait: float,
-        cancel_grace: float,
-        on_result: OnResult | None,
-        on_progress: OnProgress | None,
-        progress_interval: float,
+        options: BulkOptions,
         sender: Sender | None = None,
-        stop_after_connection_failures: int | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.sender: Sender = HttpxSender(pipeline) if sender is None else sender
-        if stop_after_connection_failures is not None:
-            self.sender = _CircuitBreaker(self.sender, stop_after_connection_failures, self)
+        breaker = options.stop_after_connection_failures
+        if breaker is not None:
+            self.sender = _CircuitBreaker(self.sender, breaker, self)
         self.gate = gate
         self.summary = summary
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.max_rate_limit_wait = max_rate_limit_wait
-        self.cancel_grace = cancel_grace
-        self.on_result = on_result
-        self.on_progress = on_progress
-        self.progress_interval = progress_interval
+        self.options = options
+        self.concurrency = options.concurrency
+        self.max_retries = options.max_retries
+        self.max_rate_limit_wait = options.max_rate_limit_wait
+        self.cancel_grace = options.cancel_grace
+        self.on_result = options.on_result
+        self.on_progress = options.on_progress
+        self.progress_interval = options.progress_interval
         self.policy = pipeline.options.retry_policy
         self.error: BaseException | None = None  # from the input or a callback: re-raised
         self.in_flight = 0
@@ -315,12 +306,9 @@ class Engine:
                     self.summary.stopped_by = error
                 self.interrupt(self.cancel_grace)
                 return self._outcome(job, "rejected", error=error)
-            transient = isinstance(error, APIConnectionError) or (
-                isinstance(error, APIStatusError) and error.status_code in C.RETRYABLE_STATUSES
-            )
             # A 2xx with a body we cannot read: the replay of its key returns the stored answer.
             unreadable = isinstance(error, APIResponseValidationError)
-            if not (transient or unreadable):
+            if not (unreadable or is_transient(error)):
                 status: OutcomeStatus = (
                     "rejected" if isinstance(error, APIStatusError) else "failed"
                 )

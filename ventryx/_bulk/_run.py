@@ -1,34 +1,27 @@
-"""``emit_many`` behind the resource method: checks, the transport, cancellation, the result."""
+"""``emit_many`` behind the resource method: the input, the transport, cancellation, the result.
+
+Its keywords arrive checked, as one ``BulkOptions`` (``_bulk/_options.py``).
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterable, Iterable, Mapping, Sized
 from typing import TypeAlias
 
 import anyio
+import attrs
 
-from ventryx._bulk._engine import Engine, OnProgress, OnResult
+from ventryx._bulk._engine import Engine
 from ventryx._bulk._gate import Gate, gate_for
+from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventInput, NewEvent
 from ventryx._errors import InvalidInputError
-from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline
 from ventryx._transports import make_async_shim, transport_of
 
 __all__ = ["EventSource", "client_gate", "run_emit_many", "separate_pipeline"]
 
 EventSource: TypeAlias = "Iterable[EventInput] | AsyncIterable[EventInput]"
-
-# More workers than this only add memory and scheduling: the server paces a run long before.
-MAX_CONCURRENCY = 1024
-
-
-def _positive(value: object, param: str, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):  # type: ignore[operator]
-        raise InvalidInputError(param, "must be a positive number" + (" or 0" * allow_zero))
-    return float(value)  # type: ignore[arg-type]
 
 
 def client_gate(pipeline: Pipeline) -> Gate:
@@ -38,31 +31,9 @@ def client_gate(pipeline: Pipeline) -> Gate:
 
 
 async def run_emit_many(
-    pipeline: Pipeline,
-    events: EventSource,
-    *,
-    concurrency: int,
-    max_retries: int | None,
-    max_rate_limit_wait: float,
-    transport: BulkTransport,
-    on_result: OnResult | None,
-    on_progress: OnProgress | None,
-    progress_interval: float,
-    cancel_grace: float,
-    summary: BulkSummary | None,
-    stop_after_connection_failures: int | None = None,
+    pipeline: Pipeline, events: EventSource, options: BulkOptions, summary: BulkSummary | None
 ) -> BulkSummary:
-    """Check the arguments, pick the transport, run the engine, settle, raise or return."""
-    if (
-        isinstance(concurrency, bool)
-        or not isinstance(concurrency, int)
-        or not 1 <= concurrency <= MAX_CONCURRENCY
-    ):
-        raise InvalidInputError(
-            "concurrency", f"must be an integer from 1 to {MAX_CONCURRENCY}, got {concurrency!r}"
-        )
-    retries = pipeline.options.max_retries if max_retries is None else max_retries
-    retries = check_max_retries(retries)
+    """Check the input, pick the transport, run the engine, settle, raise or return."""
     if isinstance(events, (Mapping, NewEvent)):
         kind = "a dict" if isinstance(events, Mapping) else "a NewEvent"
         raise InvalidInputError(
@@ -72,11 +43,6 @@ async def run_emit_many(
         )
     if not isinstance(events, (Iterable, AsyncIterable)) or isinstance(events, (str, bytes)):
         raise InvalidInputError("events", "must be an iterable or async iterable of events")
-    if transport not in ("default", "httpx", "aiohttp"):
-        raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
-    for name, callback in (("on_result", on_result), ("on_progress", on_progress)):
-        if callback is not None and not callable(callback):
-            raise InvalidInputError(name, f"must be callable, got {type(callback).__name__}")
     if summary is None:
         summary = BulkSummary()
     elif not isinstance(summary, BulkSummary):
@@ -84,32 +50,11 @@ async def run_emit_many(
             "summary", f"must be a ventryx.BulkSummary or None, got {type(summary).__name__}"
         )
     if isinstance(events, Sized):  # no more workers than events
-        concurrency = max(1, min(concurrency, len(events)))
+        options = attrs.evolve(options, concurrency=max(1, min(options.concurrency, len(events))))
     gate = client_gate(pipeline)
-    wait = _positive(max_rate_limit_wait, "max_rate_limit_wait", allow_zero=True)
-    grace = _positive(cancel_grace, "cancel_grace", allow_zero=True)
-    interval = _positive(progress_interval, "progress_interval")
-    breaker = stop_after_connection_failures
-    if breaker is not None and (
-        isinstance(breaker, bool) or not isinstance(breaker, int) or breaker < 1
-    ):
-        raise InvalidInputError("stop_after_connection_failures", "must be None or an integer >= 1")
-
-    through = separate_pipeline(pipeline, transport) or pipeline
+    through = separate_pipeline(pipeline, options.transport) or pipeline
     try:
-        engine = Engine(
-            through,
-            gate,
-            summary,
-            concurrency=concurrency,
-            max_retries=retries,
-            max_rate_limit_wait=wait,
-            cancel_grace=grace,
-            on_result=on_result,
-            on_progress=on_progress,
-            progress_interval=interval,
-            stop_after_connection_failures=breaker,
-        )
+        engine = Engine(through, gate, summary, options)
         await _drive(engine, events)
     finally:
         if through is not pipeline:

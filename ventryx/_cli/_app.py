@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -68,42 +69,34 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = workflows.add_subparsers(dest="verb", metavar="ACTION", required=True)
     listing = _list_parser(verbs, common, "workflows")
     listing.set_defaults(command=_commands.workflows_list)
-    show = verbs.add_parser("show", parents=[common], help="show one workflow")
-    show.add_argument("id", metavar="ID")
-    show.set_defaults(command=_commands.workflows_show)
-    create = verbs.add_parser(
-        "create", parents=[common], help="create a workflow from a JSON file ('-': stdin)"
+    verb = functools.partial(_verb, verbs, common)
+    verb("show", "show one workflow", _commands.workflows_show, "id=ID")
+    verb(
+        "create",
+        "create a workflow from a JSON file ('-': stdin)",
+        _commands.workflows_create,
+        "file=FILE.json",
+        keyed=True,
     )
-    create.add_argument("file", metavar="FILE.json")
-    create.add_argument("--idempotency-key", metavar="KEY")
-    create.set_defaults(command=_commands.workflows_create)
-    update = verbs.add_parser(
+    verb(
         "update",
-        parents=[common],
-        help="change a workflow's name, trigger or steps from a JSON file ('-': stdin)",
+        "change a workflow's name, trigger or steps from a JSON file ('-': stdin)",
+        _commands.workflows_update,
+        "id=ID",
+        "file=FILE.json",
+        keyed=True,
     )
-    update.add_argument("id", metavar="ID")
-    update.add_argument("file", metavar="FILE.json")
-    update.add_argument("--idempotency-key", metavar="KEY")
-    update.set_defaults(command=_commands.workflows_update)
-    delete = verbs.add_parser("delete", parents=[common], help="delete a workflow")
-    delete.add_argument("id", metavar="ID")
-    delete.add_argument("--idempotency-key", metavar="KEY")
-    delete.set_defaults(command=_commands.workflows_delete)
+    verb("delete", "delete a workflow", _commands.workflows_delete, "id=ID", keyed=True)
 
     events = nouns.add_parser("events", help="emit events (one or a file of them), list, show")
     verbs = events.add_subparsers(dest="verb", metavar="ACTION", required=True)
     listing = _list_parser(verbs, common, "events")
     listing.add_argument("--type", metavar="TYPE", help="only events of this type")
     listing.set_defaults(command=_commands.events_list)
-    show = verbs.add_parser("show", parents=[common], help="show one event")
-    show.add_argument("id", metavar="ID")
-    show.set_defaults(command=_commands.events_show)
-    emit = verbs.add_parser("emit", parents=[common], help="emit one event")
-    emit.add_argument("type", metavar="TYPE")
+    verb = functools.partial(_verb, verbs, common)
+    verb("show", "show one event", _commands.events_show, "id=ID")
+    emit = verb("emit", "emit one event", _commands.events_emit, "type=TYPE", keyed=True)
     emit.add_argument("--data", metavar="JSON", help="the event's data, a JSON object")
-    emit.add_argument("--idempotency-key", metavar="KEY")
-    emit.set_defaults(command=_commands.events_emit)
     emit_file = verbs.add_parser(
         "emit-file",
         parents=[common],
@@ -183,6 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _progress_option(demo)
     demo.set_defaults(runner=_demo)
+    return parser
+
+
+def _verb(
+    verbs: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    help: str,
+    command: Callable[[argparse.Namespace], Any],
+    *positionals: str,
+    keyed: bool = False,
+) -> argparse.ArgumentParser:
+    """A verb under ``verbs``: positionals as ``dest=METAVAR``, ``--idempotency-key`` if keyed."""
+    parser: argparse.ArgumentParser = verbs.add_parser(name, parents=[common], help=help)
+    for positional in positionals:
+        dest, _, metavar = positional.partition("=")
+        parser.add_argument(dest, metavar=metavar)
+    if keyed:
+        parser.add_argument("--idempotency-key", metavar="KEY")
+    parser.set_defaults(command=command)
     return parser
 
 

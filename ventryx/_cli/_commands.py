@@ -98,6 +98,15 @@ async def _print_listing(
     return 0
 
 
+def _answer(args: argparse.Namespace, value: object, human: Callable[[], object]) -> int:
+    """Print ``value`` as JSON with ``--json``, else in its human form; exit status 0."""
+    if args.json:
+        print_json(value)
+    else:
+        human()
+    return 0
+
+
 async def workflows_list(args: argparse.Namespace) -> int:
     async with make_client(args) as client:
         pager = client.workflows.list(page=args.page, per_page=args.per_page)
@@ -115,21 +124,13 @@ async def events_list(args: argparse.Namespace) -> int:
 async def events_show(args: argparse.Namespace) -> int:
     async with make_client(args) as client:
         event = await client.events.retrieve(args.id)
-    if args.json:
-        print_json(event)
-    else:
-        print_event(event, listing=True)
-    return 0
+    return _answer(args, event, lambda: print_event(event, listing=True))
 
 
 async def workflows_show(args: argparse.Namespace) -> int:
     async with make_client(args) as client:
         workflow = await client.workflows.retrieve(args.id)
-    if args.json:
-        print_json(workflow)
-    else:
-        print_workflow(workflow)
-    return 0
+    return _answer(args, workflow, lambda: print_workflow(workflow))
 
 
 WORKFLOW_FIELDS = ("name", "trigger", "steps")
@@ -158,11 +159,11 @@ async def workflows_create(args: argparse.Namespace) -> int:
             steps=spec["steps"],
             idempotency_key=args.idempotency_key,
         )
-    if args.json:
-        print_json(workflow)
-    else:
-        sys.stdout.write(f"Created workflow {workflow.id} ({workflow.name})\n")
-    return 0
+    return _answer(
+        args,
+        workflow,
+        lambda: sys.stdout.write(f"Created workflow {workflow.id} ({workflow.name})\n"),
+    )
 
 
 async def workflows_update(args: argparse.Namespace) -> int:
@@ -171,21 +172,17 @@ async def workflows_update(args: argparse.Namespace) -> int:
         workflow = await client.workflows.update(
             args.id, **spec, idempotency_key=args.idempotency_key
         )
-    if args.json:
-        print_json(workflow)
-    else:
-        sys.stdout.write(f"Updated workflow {workflow.id} ({', '.join(sorted(spec))})\n")
-    return 0
+    return _answer(
+        args,
+        workflow,
+        lambda: sys.stdout.write(f"Updated workflow {workflow.id} ({', '.join(sorted(spec))})\n"),
+    )
 
 
 async def workflows_delete(args: argparse.Namespace) -> int:
     async with make_client(args) as client:
         deleted = await client.workflows.delete(args.id, idempotency_key=args.idempotency_key)
-    if args.json:
-        print_json(deleted)
-    else:
-        sys.stdout.write(f"Deleted workflow {deleted.id}\n")
-    return 0
+    return _answer(args, deleted, lambda: sys.stdout.write(f"Deleted workflow {deleted.id}\n"))
 
 
 async def events_emit(args: argparse.Namespace) -> int:
@@ -194,8 +191,4 @@ async def events_emit(args: argparse.Namespace) -> int:
         event = await client.events.emit(
             type=args.type, data=data, idempotency_key=args.idempotency_key
         )
-    if args.json:
-        print_json(event)
-    else:
-        print_event(event)
-    return 0
+    return _answer(args, event, lambda: print_event(event))

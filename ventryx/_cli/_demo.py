@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from ventryx._bulk import BulkSummary, BulkTransport, NewEvent
+from ventryx._bulk._results import BulkSummary, BulkTransport, NewEvent
 from ventryx._cli._progress import ProgressMode, make_progress
 from ventryx._client import AsyncVentryx
 from ventryx._errors import AuthenticationError, NotFoundError

@@ -31,8 +31,8 @@ from typing import Any, TextIO, cast
 import anyio
 import attrs
 
-from ventryx._bulk import BulkSummary, BulkTransport, EventOutcome, NewEvent
-from ventryx._bulk._run import MAX_CONCURRENCY
+from ventryx._bulk._options import MAX_CONCURRENCY
+from ventryx._bulk._results import BulkSummary, BulkTransport, EventOutcome, NewEvent
 from ventryx._cli._commands import UsageError, make_client
 from ventryx._cli._output import describe_error, error_fields, print_error, print_json
 from ventryx._cli._progress import ProgressMode, make_progress

@@ -8,6 +8,7 @@ as JSON lines; ``retry`` moves them back into the outbox, keys unchanged, for th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -60,11 +61,8 @@ def _age(created: float | None) -> float | None:
 
 
 def status(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with contextlib.closing(_store(args)) as store:
         counts, leased = store.counts(), store.leased()
-    finally:
-        store.close()
     report = {
         "path": str(args.path),
         "pending": counts.pending,
@@ -82,11 +80,8 @@ def status(args: argparse.Namespace) -> int:
 
 
 def failed(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with contextlib.closing(_store(args)) as store:
         letters = store.dead_letters()
-    finally:
-        store.close()
     for letter in letters:
         record = {
             "type": letter.type,
@@ -103,11 +98,8 @@ def failed(args: argparse.Namespace) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with contextlib.closing(_store(args)) as store:
         moved = store.retry_dead()
-    finally:
-        store.close()
     if args.json:
         print_json({"moved": moved})
     else:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from types import TracebackType
 from typing import Literal, TextIO
 
-from ventryx._bulk import BulkProgress
+from ventryx._bulk._results import BulkProgress
 
 __all__ = ["ProgressMode", "ProgressView", "make_progress"]
 
@@ -49,12 +48,7 @@ class ProgressView:
     def __enter__(self) -> ProgressView:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         return None
 
 
@@ -87,12 +81,7 @@ class PlainProgress(ProgressView):
             self.stream.flush()
             self.shown = True
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
@@ -133,12 +122,7 @@ class RichProgress(ProgressView):
         self.progress.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
 
 

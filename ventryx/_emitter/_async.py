@@ -18,23 +18,17 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
 
 from ventryx._bulk._engine import Engine
 from ventryx._bulk._input import idempotency_key_for
+from ventryx._bulk._options import BulkKeywords, BulkOptions, DeliveryKeywords, check_keywords
 from ventryx._bulk._results import BulkSummary, BulkTransport, EventOutcome
 from ventryx._bulk._run import client_gate, separate_pipeline
-from ventryx._constants import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_MAX_PENDING,
-    DEFAULT_RATE_LIMIT_WAIT,
-)
+from ventryx._constants import DEFAULT_DRAIN_TIMEOUT, DEFAULT_LEASE_SECONDS, DEFAULT_MAX_PENDING
 from ventryx._emitter._store import (
     MemoryStore,
     OnFull,
@@ -51,11 +45,10 @@ from ventryx._errors import (
     VentryxError,
 )
 from ventryx._logging import logger
-from ventryx._options import check_max_retries
 from ventryx._pipeline import Pipeline, new_idempotency_key
 from ventryx._validation import event_body
 
-__all__ = ["AsyncEmitter", "EmitterClosedError", "EmitterStats"]
+__all__ = ["AsyncEmitter", "EmitterClosedError", "EmitterKeywords", "EmitterStats"]
 
 POLL_INTERVAL = 0.25  # how often an idle emitter looks for rows other processes released
 _LEASE_BATCH = 64  # rows taken per lease (fewer write transactions)
@@ -107,6 +100,16 @@ def _describe(error: BaseException | None) -> str:
     return "" if error is None else f"{type(error).__name__}: {error}"
 
 
+class EmitterKeywords(DeliveryKeywords, total=False):
+    """``client.events.emitter``'s keywords (see it); each left out has its default."""
+
+    outbox: str | os.PathLike[str] | None
+    max_pending: int
+    on_full: OnFull
+    drain_timeout: float
+    lease_seconds: float
+
+
 class _Source:
     """The engine's input: rows leased by ``pull`` one at a time; it waits for new ones."""
 
@@ -129,61 +132,37 @@ class AsyncEmitter:
     in the process (the event loop's thread or others).
     """
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        *,
-        outbox: str | os.PathLike[str] | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
-        on_full: OnFull = "raise",
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
-        transport: BulkTransport = "default",
-        on_result: Callable[[EventOutcome], object] | None = None,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, keywords: EmitterKeywords) -> None:
+        check_keywords(keywords, EmitterKeywords.__optional_keys__)
         self._pipeline = pipeline
-        self._config: dict[str, Any] = {
-            "outbox": outbox,
-            "max_pending": max_pending,
-            "on_full": on_full,
-            "concurrency": concurrency,
-            "max_retries": max_retries,
-            "max_rate_limit_wait": max_rate_limit_wait,
-            "transport": transport,
-            "on_result": on_result,
-            "drain_timeout": drain_timeout,
-            "lease_seconds": lease_seconds,
-        }
-        self._max_pending = _count(max_pending, "max_pending")
+        self._keywords = keywords
+        get: Any = keywords.get
+        self._max_pending = _count(get("max_pending", DEFAULT_MAX_PENDING), "max_pending")
+        on_full = get("on_full", "raise")
         if on_full not in ("raise", "block", "drop"):
             raise InvalidInputError("on_full", "must be 'raise', 'block' or 'drop'")
         self._on_full: OnFull = on_full
-        self._concurrency = _count(concurrency, "concurrency")
-        retries = pipeline.options.max_retries if max_retries is None else max_retries
-        self._max_retries = check_max_retries(retries)
-        self._max_rate_limit_wait = _number(
-            max_rate_limit_wait, "max_rate_limit_wait", positive=False
-        )
-        if transport not in ("default", "httpx", "aiohttp"):
-            raise InvalidInputError("transport", "must be 'default', 'httpx' or 'aiohttp'")
-        self._transport: BulkTransport = transport
+        delivery = {k: v for k, v in keywords.items() if k in DeliveryKeywords.__optional_keys__}
+        self._bulk = BulkOptions.of(cast("BulkKeywords", delivery), pipeline.options)
+        self._concurrency = self._bulk.concurrency
+        self._transport: BulkTransport = self._bulk.transport
         self._through: Pipeline | None = None  # another transport than the client's
-        if on_result is not None and not callable(on_result):
-            raise InvalidInputError("on_result", "must be a callable or None")
-        self._on_result = on_result
-        self.drain_timeout = _number(drain_timeout, "drain_timeout", positive=False)
-        self._lease_seconds = _number(lease_seconds, "lease_seconds", positive=True)
+        self._on_result = self._bulk.on_result
+        self.drain_timeout = _number(
+            get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), "drain_timeout", positive=False
+        )
+        self._lease_seconds = _number(
+            get("lease_seconds", DEFAULT_LEASE_SECONDS), "lease_seconds", positive=True
+        )
+        outbox: object = get("outbox")
         self._store: Store
         if outbox is None:
             self._store = MemoryStore(self._max_pending)
         elif isinstance(outbox, (str, os.PathLike)) and os.fspath(outbox):
-            self._store = SQLiteStore(outbox)
+            self._store = SQLiteStore(cast("str | os.PathLike[str]", outbox))
         else:
             raise InvalidInputError("outbox", "must be a file path or None")
-        self.outbox = None if outbox is None else os.fspath(outbox)
+        self.outbox: str | None = None if outbox is None else os.fspath(outbox)
         self._delivered = 0
         self._rejected = 0
         self._retries = 0  # from finished engine runs, and requeues
@@ -207,7 +186,7 @@ class AsyncEmitter:
 
     def _copy(self) -> AsyncEmitter:
         """A new, unstarted emitter with the same settings (in a forked child)."""
-        return type(self)(self._pipeline, **self._config)
+        return type(self)(self._pipeline, self._keywords)
 
     # -- enqueue (plain: any thread) -----------------------------------------------------------
 
@@ -358,12 +337,7 @@ class AsyncEmitter:
         tg.start_soon(self._housekeep)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
         tg, self._tg = self._tg, None
         if tg is not None:
@@ -434,13 +408,8 @@ class AsyncEmitter:
                     self._pipeline if self._through is None else self._through,
                     client_gate(self._pipeline),
                     BulkSummary(max_problems=0),
-                    concurrency=self._concurrency,
-                    max_retries=self._max_retries,
-                    max_rate_limit_wait=self._max_rate_limit_wait,
-                    cancel_grace=_CLOSE_GRACE,
-                    on_result=self._settled,
-                    on_progress=None,
-                    progress_interval=1.0,
+                    # Outcomes go to _settled, which passes the final ones on to on_result.
+                    attrs.evolve(self._bulk, on_result=self._settled, cancel_grace=_CLOSE_GRACE),
                 )
                 source = _Source(self._pull)
                 self._engine, self._source = engine, source

@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 import attrs
 
@@ -44,6 +44,8 @@ OnFull: TypeAlias = Literal["raise", "block", "drop"]
 """What ``enqueue`` does when the in-memory outbox holds ``max_pending`` events."""
 
 SCHEMA_VERSION = "1"
+_OUTSTANDING = "SELECT COUNT(*) FROM outbox WHERE owner IS NULL OR available <= ?"
+_LEASED = "SELECT COUNT(*) FROM outbox WHERE owner IS NOT NULL AND available > ?"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY,
@@ -503,26 +505,17 @@ class SQLiteStore:
             (dead,) = conn.execute("SELECT COUNT(*) FROM dead").fetchone()
         return StoreCounts(pending=int(pending), dead=int(dead), oldest_created=oldest)
 
+    def _scalar(self, sql: str, params: tuple[object, ...] = ()) -> Any:
+        """The one value the query ``sql`` selects."""
+        with self._lock:
+            return self._connection().execute(sql, params).fetchone()[0]
+
     def outstanding(self) -> int:
         """Rows this deliverer could still take: not leased by another live holder."""
-        with self._lock:
-            (count,) = (
-                self._connection()
-                .execute(
-                    "SELECT COUNT(*) FROM outbox WHERE owner IS NULL OR available <= ?",
-                    (time.time(),),
-                )
-                .fetchone()
-            )
-        return int(count)
+        return int(self._scalar(_OUTSTANDING, (time.time(),)))
 
     def next_ready_in(self) -> float | None:
-        with self._lock:
-            (first,) = (
-                self._connection()
-                .execute("SELECT MIN(available) FROM outbox WHERE owner IS NULL")
-                .fetchone()
-            )
+        first = self._scalar("SELECT MIN(available) FROM outbox WHERE owner IS NULL")
         return None if first is None else max(0.0, float(first) - time.time())
 
     # -- for the CLI -----------------------------------------------------------------------
@@ -559,16 +552,7 @@ class SQLiteStore:
 
     def leased(self) -> int:
         """Rows leased now by some holder (this process or another)."""
-        with self._lock:
-            (count,) = (
-                self._connection()
-                .execute(
-                    "SELECT COUNT(*) FROM outbox WHERE owner IS NOT NULL AND available > ?",
-                    (time.time(),),
-                )
-                .fetchone()
-            )
-        return int(count)
+        return int(self._scalar(_LEASED, (time.time(),)))
 
     def close(self) -> None:
         with self._lock:

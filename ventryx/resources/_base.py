@@ -1,10 +1,12 @@
-"""What every resource shares: the pipeline, and (from ``ventryx._validation``) the checks."""
+"""What every resource shares: the pipeline, one call, one list, and the checks."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
-from ventryx._pagination import AsyncPage
+from ventryx._options import RequestOptions
+from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
 from ventryx._pipeline import Pipeline, Response
 from ventryx._types import as_object
 from ventryx._validation import mapping_of, non_empty_str, path_segment
@@ -19,6 +21,46 @@ class AsyncResource:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
+
+    async def _call(
+        self,
+        model: type[_T],
+        method: str,
+        path: str,
+        options: RequestOptions,
+        *,
+        body: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> _T:
+        """One call with the method's ``**options``: its answer's ``data`` as a ``model``."""
+        pipeline = self._pipeline
+        call = pipeline.call_options(options)
+        response = await pipeline.request(
+            method, path, call, body=body, idempotency_key=idempotency_key
+        )
+        return pipeline.decode(model, response)
+
+    def _list(
+        self,
+        item: type[_T],
+        path: str,
+        options: RequestOptions,
+        page: int | None,
+        per_page: int | None,
+        **filters: str | None,
+    ) -> AsyncPager[_T]:
+        """A pager over ``path``: options and page parameters checked now, pages fetched lazily."""
+        first, size = check_page_params(page, per_page)
+        call = self._pipeline.call_options(options)
+        sizing = {} if size is None else {"per_page": size}
+        given = {name: value for name, value in filters.items() if value is not None}
+
+        async def fetch(number: int) -> AsyncPage[_T]:
+            params = {"page": number, **sizing, **given}
+            response = await self._pipeline.request("GET", path, call, params=params)
+            return self._page(response, item, fetch)
+
+        return AsyncPager(fetch, first or 1)
 
     def _page(self, response: Response, item: type[_T], fetch: Any) -> AsyncPage[_T]:
         from ventryx._converter import ConversionError, structure  # noqa: PLC0415 - see decode()

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ventryx._constants import (
-    DEFAULT_CANCEL_GRACE,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_MAX_PENDING,
-    DEFAULT_PROGRESS_INTERVAL,
-    DEFAULT_RATE_LIMIT_WAIT,
-)
-from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx._validation import event_body, non_empty_str, path_segment
 from ventryx.resources._base import AsyncResource
 
 if TYPE_CHECKING:
-    from ventryx._bulk._results import (
-        BulkProgress,
-        BulkSummary,
-        BulkTransport,
-        EventInput,
-        EventOutcome,
-    )
-    from ventryx._emitter._async import AsyncEmitter
-    from ventryx._emitter._store import OnFull
+    from typing_extensions import Unpack
+
+    from ventryx._bulk._options import BulkKeywords
+    from ventryx._bulk._results import BulkSummary, EventInput
+    from ventryx._emitter._async import AsyncEmitter, EmitterKeywords
+    from ventryx._options import RequestOptions
+    from ventryx._pagination import AsyncPager
     from ventryx.models import Event
 
 __all__ = ["AsyncEvents"]
@@ -44,29 +30,19 @@ class AsyncEvents(AsyncResource):
         type: str,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Event:
         """Emit one event of ``type`` with free-form ``data``; returns it with its new id.
 
         Retries are safe: every attempt carries the same ``Idempotency-Key`` (generated unless
         given), so the event is applied once.
         """
-        response = await self._pipeline.request(
-            "POST",
-            "/events",
-            body=event_body(type, data),
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        body = event_body(type, data)
         from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Event, response)
+        return await self._call(
+            Event, "POST", "/events", options, body=body, idempotency_key=idempotency_key
+        )
 
     def list(
         self,
@@ -74,72 +50,27 @@ class AsyncEvents(AsyncResource):
         page: int | None = None,
         per_page: int | None = None,
         type: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPager[Event]:
         """List events, optionally only those of one ``type``: await for a page, iterate for all."""
-        first, size = check_page_params(page, per_page)
         event_type = None if type is None else non_empty_str(type, "type")
-
-        async def fetch(number: int) -> AsyncPage[Event]:
-            params: dict[str, int | str] = {"page": number}
-            if size is not None:
-                params["per_page"] = size
-            if event_type is not None:
-                params["type"] = event_type
-            response = await self._pipeline.request(
-                "GET",
-                "/events",
-                params=params,
-                timeout=timeout,
-                max_retries=max_retries,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-            from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
-
-            return self._page(response, Event, fetch)
-
-        return AsyncPager(fetch, first or 1)
-
-    async def retrieve(
-        self,
-        event_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Event:
-        """Fetch one event by id (``NotFoundError`` when there is none)."""
-        response = await self._pipeline.request(
-            "GET",
-            f"/events/{path_segment(event_id, 'event_id')}",
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
         from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Event, response)
+        return self._list(Event, "/events", options, page, per_page, type=event_type)
+
+    async def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
+        """Fetch one event by id (``NotFoundError`` when there is none)."""
+        path = f"/events/{path_segment(event_id, 'event_id')}"
+        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
+
+        return await self._call(Event, "GET", path, options)
 
     async def emit_many(
         self,
         events: Iterable[EventInput] | AsyncIterable[EventInput],
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
-        transport: BulkTransport = "default",
-        on_result: Callable[[EventOutcome], object] | None = None,
-        on_progress: Callable[[BulkProgress], object] | None = None,
-        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-        cancel_grace: float = DEFAULT_CANCEL_GRACE,
         summary: BulkSummary | None = None,
-        stop_after_connection_failures: int | None = None,
+        **options: Unpack[BulkKeywords],
     ) -> BulkSummary:
         """Emit many events concurrently; every event pulled gets exactly one ``EventOutcome``.
 
@@ -149,6 +80,9 @@ class AsyncEvents(AsyncResource):
         derived from it, so re-running an interrupted import applies nothing twice; the others
         get a random key, the same on every attempt. Invalid items are ``rejected`` with an
         ``InvalidInputError`` without being sent.
+
+        Left out, ``concurrency`` is 32, ``max_retries`` the client's, ``max_rate_limit_wait``
+        300 s, ``progress_interval`` 1 s and ``cancel_grace`` 5 s (``BulkKeywords``).
 
         A 429 pauses every worker of this client until Retry-After (or backoff), then admission
         restarts paced, at a rate adapted to the 429s; one event waits out 429s for at most
@@ -186,37 +120,13 @@ class AsyncEvents(AsyncResource):
         """
         # Imported here: the engine (anyio streams, the aiohttp glue) is not needed by
         # anyone who never bulk-emits, and `import ventryx` stays cheap.
+        from ventryx._bulk._options import BulkOptions  # noqa: PLC0415
         from ventryx._bulk._run import run_emit_many  # noqa: PLC0415
 
-        return await run_emit_many(
-            self._pipeline,
-            events,
-            concurrency=concurrency,
-            max_retries=max_retries,
-            max_rate_limit_wait=max_rate_limit_wait,
-            transport=transport,
-            on_result=on_result,
-            on_progress=on_progress,
-            progress_interval=progress_interval,
-            cancel_grace=cancel_grace,
-            summary=summary,
-            stop_after_connection_failures=stop_after_connection_failures,
-        )
+        settings = BulkOptions.of(options, self._pipeline.options)
+        return await run_emit_many(self._pipeline, events, settings, summary)
 
-    def emitter(
-        self,
-        *,
-        outbox: str | os.PathLike[str] | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
-        on_full: OnFull = "raise",
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
-        transport: BulkTransport = "default",
-        on_result: Callable[[EventOutcome], object] | None = None,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> AsyncEmitter:
+    def emitter(self, **options: Unpack[EmitterKeywords]) -> AsyncEmitter:
         """An emitter: ``enqueue`` stores an event and returns; delivery runs in the background.
 
         ``async with client.events.emitter(outbox="var/outbox.db") as emitter:`` then
@@ -232,6 +142,8 @@ class AsyncEvents(AsyncResource):
         SQLite file (WAL, created 0600) that survives ``kill -9``; a new emitter on it delivers
         what is left, and several processes on one file each deliver a disjoint share (rows are
         leased for ``lease_seconds``, renewed while held, taken over when a holder dies).
+        Left out: ``outbox=None``, ``max_pending=10000``, ``on_full="raise"``,
+        ``drain_timeout=5`` and ``lease_seconds=30`` seconds (``EmitterKeywords``).
 
         Delivery uses the bulk engine with ``concurrency`` workers, and ``max_retries``,
         ``max_rate_limit_wait`` and ``transport`` as in ``emit_many``, on the client's shared
@@ -246,16 +158,4 @@ class AsyncEvents(AsyncResource):
         """
         from ventryx._emitter._async import AsyncEmitter  # noqa: PLC0415 - loads the engine
 
-        return AsyncEmitter(
-            self._pipeline,
-            outbox=outbox,
-            max_pending=max_pending,
-            on_full=on_full,
-            concurrency=concurrency,
-            max_retries=max_retries,
-            max_rate_limit_wait=max_rate_limit_wait,
-            transport=transport,
-            on_result=on_result,
-            drain_timeout=drain_timeout,
-            lease_seconds=lease_seconds,
-        )
+        return AsyncEmitter(self._pipeline, options)

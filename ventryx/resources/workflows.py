@@ -6,11 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from ventryx._errors import InvalidInputError
-from ventryx._pagination import AsyncPage, AsyncPager, check_page_params
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
+from ventryx._types import NOT_GIVEN, NotGiven
 from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ventryx._options import RequestOptions
+    from ventryx._pagination import AsyncPager
     from ventryx.models import DeletedWorkflow, Step, Trigger, Workflow
 
 __all__ = ["AsyncWorkflows", "StepParam", "TriggerParam"]
@@ -61,35 +64,15 @@ class AsyncWorkflows(AsyncResource):
         *,
         page: int | None = None,
         per_page: int | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> AsyncPager[Workflow]:
         """List workflows: await for one page, iterate for all of them.
 
         ``page`` starts at 1; ``per_page`` is 1 to 100 (the API's default is 20).
         """
-        first, size = check_page_params(page, per_page)
+        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        async def fetch(number: int) -> AsyncPage[Workflow]:
-            params: dict[str, int] = {"page": number}
-            if size is not None:
-                params["per_page"] = size
-            response = await self._pipeline.request(
-                "GET",
-                "/workflows",
-                params=params,
-                timeout=timeout,
-                max_retries=max_retries,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-            )
-            from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
-
-            return self._page(response, Workflow, fetch)
-
-        return AsyncPager(fetch, first or 1)
+        return self._list(Workflow, "/workflows", options, page, per_page)
 
     async def create(
         self,
@@ -98,10 +81,7 @@ class AsyncWorkflows(AsyncResource):
         trigger: TriggerParam,
         steps: Sequence[StepParam],
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Workflow:
         """Create a workflow that runs ``steps`` whenever ``trigger``'s event is emitted.
 
@@ -113,41 +93,18 @@ class AsyncWorkflows(AsyncResource):
             "trigger": _trigger_body(trigger),
             "steps": _steps_body(steps),
         }
-        response = await self._pipeline.request(
-            "POST",
-            "/workflows",
-            body=body,
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
         from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Workflow, response)
+        return await self._call(
+            Workflow, "POST", "/workflows", options, body=body, idempotency_key=idempotency_key
+        )
 
-    async def retrieve(
-        self,
-        workflow_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Workflow:
+    async def retrieve(self, workflow_id: str, **options: Unpack[RequestOptions]) -> Workflow:
         """Fetch one workflow by id (``NotFoundError`` when there is none)."""
-        response = await self._pipeline.request(
-            "GET",
-            f"/workflows/{path_segment(workflow_id, 'workflow_id')}",
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
         from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Workflow, response)
+        return await self._call(Workflow, "GET", path, options)
 
     async def update(
         self,
@@ -157,17 +114,14 @@ class AsyncWorkflows(AsyncResource):
         trigger: TriggerParam | NotGiven = NOT_GIVEN,
         steps: Sequence[StepParam] | NotGiven = NOT_GIVEN,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Workflow:
         """Change any of ``name``, ``trigger`` and ``steps``; fields not passed stay as they are.
 
         Steps read from the API keep their unknown types and fields, so
         ``update(wf.id, steps=wf.steps)`` writes back exactly what was read.
         """
-        segment = path_segment(workflow_id, "workflow_id")
+        path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
         body: dict[str, Any] = {}
         if not isinstance(name, NotGiven):
             body["name"] = non_empty_str(name, "name")
@@ -177,40 +131,23 @@ class AsyncWorkflows(AsyncResource):
             body["steps"] = _steps_body(steps)
         if not body:
             raise InvalidInputError("update", "pass at least one of name, trigger or steps")
-        response = await self._pipeline.request(
-            "PATCH",
-            f"/workflows/{segment}",
-            body=body,
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
         from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(Workflow, response)
+        return await self._call(
+            Workflow, "PATCH", path, options, body=body, idempotency_key=idempotency_key
+        )
 
     async def delete(
         self,
         workflow_id: str,
         *,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> DeletedWorkflow:
         """Delete a workflow; the result says which id and ``deleted=True``."""
-        response = await self._pipeline.request(
-            "DELETE",
-            f"/workflows/{path_segment(workflow_id, 'workflow_id')}",
-            idempotency_key=idempotency_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            extra_headers=extra_headers,
-            extra_query=extra_query,
-        )
+        path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
         from ventryx.models import DeletedWorkflow  # noqa: PLC0415 - loaded on first use
 
-        return self._pipeline.decode(DeletedWorkflow, response)
+        return await self._call(
+            DeletedWorkflow, "DELETE", path, options, idempotency_key=idempotency_key
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import attrs
 
@@ -20,16 +20,7 @@ FaultKind = Literal[
     "malformed_json",
     "rate_limited",
 ]
-FAULT_KINDS: tuple[FaultKind, ...] = (
-    "status",
-    "html_502",
-    "reset_before",
-    "reset_after",
-    "delay",
-    "truncated",
-    "malformed_json",
-    "rate_limited",
-)
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 # Faults that damage the answer after the effect is committed (and stored for replay); the
 # others replace the answer before anything is processed, or (delay) only make it late.
 AFTER_KINDS = frozenset({"reset_after", "truncated", "malformed_json"})

@@ -26,26 +26,14 @@ import heapq
 import math
 import random
 import time
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 import attrs
 
 RetryAfterForm = Literal["seconds", "fractional", "http-date", "milliseconds", "absent"]
-RETRY_AFTER_FORMS: tuple[RetryAfterForm, ...] = (
-    "seconds",
-    "fractional",
-    "http-date",
-    "milliseconds",
-    "absent",
-)
+RETRY_AFTER_FORMS: tuple[RetryAfterForm, ...] = get_args(RetryAfterForm)
 Shape = Literal["token_bucket", "fixed_window", "sliding_window", "concurrency", "sporadic"]
-SHAPES: tuple[Shape, ...] = (
-    "token_bucket",
-    "fixed_window",
-    "sliding_window",
-    "concurrency",
-    "sporadic",
-)
+SHAPES: tuple[Shape, ...] = get_args(Shape)
 
 
 def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:

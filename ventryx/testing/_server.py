@@ -8,7 +8,6 @@ import contextlib
 import signal
 import sys
 import threading
-from types import TracebackType
 from typing import Any
 
 import anyio.to_thread
@@ -147,23 +146,13 @@ class LocalServer:
     def __enter__(self) -> LocalServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     async def __aenter__(self) -> LocalServer:
         return await anyio.to_thread.run_sync(self.start)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await anyio.to_thread.run_sync(self.stop)
 
     def __repr__(self) -> str:

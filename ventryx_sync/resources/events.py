@@ -3,34 +3,21 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ventryx._constants import (
-    DEFAULT_CANCEL_GRACE,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_MAX_PENDING,
-    DEFAULT_PROGRESS_INTERVAL,
-    DEFAULT_RATE_LIMIT_WAIT,
-)
 from ventryx._driver import drive
 from ventryx._emitter._sync import Emitter
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
 from ventryx.resources.events import AsyncEvents
 from ventryx_sync._pagination import Page
 
 if TYPE_CHECKING:
-    from ventryx._bulk._results import (
-        BulkProgress,
-        BulkSummary,
-        BulkTransport,
-        EventInput,
-        EventOutcome,
-    )
-    from ventryx._emitter._store import OnFull
+    from typing_extensions import Unpack
+
+    from ventryx._bulk._options import BulkKeywords
+    from ventryx._bulk._results import BulkSummary, EventInput
+    from ventryx._emitter._async import EmitterKeywords
+    from ventryx._options import RequestOptions
     from ventryx.models import Event
 
 __all__ = ["Events"]
@@ -50,10 +37,7 @@ class Events:
         type: str,
         data: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Event:
         """Emit one event of ``type`` with free-form ``data``; returns it with its new id.
 
@@ -61,15 +45,7 @@ class Events:
         given), so the event is applied once.
         """
         return drive(
-            self._inner.emit(
-                type=type,
-                data=data,
-                idempotency_key=idempotency_key,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
+            self._inner.emit(type=type, data=data, idempotency_key=idempotency_key, **options)
         )
 
     def list(
@@ -78,61 +54,24 @@ class Events:
         page: int | None = None,
         per_page: int | None = None,
         type: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Event]:
-        """List events, optionally only those of one ``type``: returns the first page, iterate
-        for all."""
+        """List events, optionally only those of one ``type``: returns the first page, iterate for
+        all."""
         return Page(
-            drive(
-                self._inner.list(
-                    page=page,
-                    per_page=per_page,
-                    type=type,
-                    extra_headers=extra_headers,
-                    extra_query=extra_query,
-                    timeout=timeout,
-                    max_retries=max_retries,
-                ).first_page()
-            )
+            drive(self._inner.list(page=page, per_page=per_page, type=type, **options).first_page())
         )
 
-    def retrieve(
-        self,
-        event_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Event:
+    def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
         """Fetch one event by id (``NotFoundError`` when there is none)."""
-        return drive(
-            self._inner.retrieve(
-                event_id=event_id,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        )
+        return drive(self._inner.retrieve(event_id=event_id, **options))
 
     def emit_many(
         self,
         events: Iterable[EventInput],
         *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
-        transport: BulkTransport = "default",
-        on_result: Callable[[EventOutcome], object] | None = None,
-        on_progress: Callable[[BulkProgress], object] | None = None,
-        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
-        cancel_grace: float = DEFAULT_CANCEL_GRACE,
         summary: BulkSummary | None = None,
-        stop_after_connection_failures: int | None = None,
+        **options: Unpack[BulkKeywords],
     ) -> BulkSummary:
         """Emit many events concurrently; every event pulled gets exactly one ``EventOutcome``.
 
@@ -142,6 +81,9 @@ class Events:
         derived from it, so re-running an interrupted import applies nothing twice; the others
         get a random key, the same on every attempt. Invalid items are ``rejected`` with an
         ``InvalidInputError`` without being sent.
+
+        Left out, ``concurrency`` is 32, ``max_retries`` the client's, ``max_rate_limit_wait``
+        300 s, ``progress_interval`` 1 s and ``cancel_grace`` 5 s (``BulkKeywords``).
 
         A 429 pauses every worker of this client until Retry-After (or backoff), then admission
         restarts paced, at a rate adapted to the 429s; one event waits out 429s for at most
@@ -177,40 +119,18 @@ class Events:
         retries, 429s, elapsed time, and the first ``summary.max_problems`` outcomes that were
         not delivered (delivered ones go only to ``on_result``).
         """
-        from ventryx._bulk._blocking import emit_many_blocking
-        from ventryx._transports import make_async_http_client
+        from ventryx._bulk._blocking import run_on_portal
 
-        options = self._inner._pipeline.options  # pyright: ignore[reportPrivateUsage]
-        return emit_many_blocking(
-            options,
-            make_async_http_client,
-            events=events,
-            concurrency=concurrency,
-            max_retries=max_retries,
-            max_rate_limit_wait=max_rate_limit_wait,
-            transport=transport,
-            on_result=on_result,
-            on_progress=on_progress,
-            progress_interval=progress_interval,
-            cancel_grace=cancel_grace,
-            summary=summary,
-            stop_after_connection_failures=stop_after_connection_failures,
+        inner = self._inner
+        settings = inner._pipeline.options  # pyright: ignore[reportPrivateUsage]
+        return run_on_portal(
+            settings,
+            lambda pipeline: type(inner)(pipeline).emit_many(
+                events=events, summary=summary, **options
+            ),
         )
 
-    def emitter(
-        self,
-        *,
-        outbox: str | os.PathLike[str] | None = None,
-        max_pending: int = DEFAULT_MAX_PENDING,
-        on_full: OnFull = "raise",
-        concurrency: int = DEFAULT_CONCURRENCY,
-        max_retries: int | None = None,
-        max_rate_limit_wait: float = DEFAULT_RATE_LIMIT_WAIT,
-        transport: BulkTransport = "default",
-        on_result: Callable[[EventOutcome], object] | None = None,
-        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
-    ) -> Emitter:
+    def emitter(self, **options: Unpack[EmitterKeywords]) -> Emitter:
         """An emitter: ``enqueue`` stores an event and returns; delivery runs in the background.
 
         ``with client.events.emitter(outbox="var/outbox.db") as emitter:`` then
@@ -226,6 +146,8 @@ class Events:
         SQLite file (WAL, created 0600) that survives ``kill -9``; a new emitter on it delivers
         what is left, and several processes on one file each deliver a disjoint share (rows are
         leased for ``lease_seconds``, renewed while held, taken over when a holder dies).
+        Left out: ``outbox=None``, ``max_pending=10000``, ``on_full="raise"``,
+        ``drain_timeout=5`` and ``lease_seconds=30`` seconds (``EmitterKeywords``).
 
         Delivery uses the bulk engine with ``concurrency`` workers, and ``max_retries``,
         ``max_rate_limit_wait`` and ``transport`` as in ``emit_many``, on the client's shared
@@ -238,17 +160,4 @@ class Events:
         block (or ``close``) delivers for at most ``drain_timeout`` seconds, then stops,
         leaving the rest in the outbox file.
         """
-        return Emitter(
-            self._inner.emitter(
-                outbox=outbox,
-                max_pending=max_pending,
-                on_full=on_full,
-                concurrency=concurrency,
-                max_retries=max_retries,
-                max_rate_limit_wait=max_rate_limit_wait,
-                transport=transport,
-                on_result=on_result,
-                drain_timeout=drain_timeout,
-                lease_seconds=lease_seconds,
-            )
-        )
+        return Emitter(self._inner.emitter(**options))

@@ -7,11 +7,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ventryx._driver import drive
-from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes
+from ventryx._types import NOT_GIVEN, NotGiven
 from ventryx.resources.workflows import AsyncWorkflows, StepParam, TriggerParam
 from ventryx_sync._pagination import Page
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ventryx._options import RequestOptions
     from ventryx.models import DeletedWorkflow, Workflow
 
 __all__ = ["Workflows"]
@@ -30,27 +33,13 @@ class Workflows:
         *,
         page: int | None = None,
         per_page: int | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Workflow]:
         """List workflows: returns the first page, iterate for all of them.
 
         ``page`` starts at 1; ``per_page`` is 1 to 100 (the API's default is 20).
         """
-        return Page(
-            drive(
-                self._inner.list(
-                    page=page,
-                    per_page=per_page,
-                    extra_headers=extra_headers,
-                    extra_query=extra_query,
-                    timeout=timeout,
-                    max_retries=max_retries,
-                ).first_page()
-            )
-        )
+        return Page(drive(self._inner.list(page=page, per_page=per_page, **options).first_page()))
 
     def create(
         self,
@@ -59,10 +48,7 @@ class Workflows:
         trigger: TriggerParam,
         steps: Sequence[StepParam],
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Workflow:
         """Create a workflow that runs ``steps`` whenever ``trigger``'s event is emitted.
 
@@ -71,36 +57,13 @@ class Workflows:
         """
         return drive(
             self._inner.create(
-                name=name,
-                trigger=trigger,
-                steps=steps,
-                idempotency_key=idempotency_key,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
+                name=name, trigger=trigger, steps=steps, idempotency_key=idempotency_key, **options
             )
         )
 
-    def retrieve(
-        self,
-        workflow_id: str,
-        *,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
-    ) -> Workflow:
+    def retrieve(self, workflow_id: str, **options: Unpack[RequestOptions]) -> Workflow:
         """Fetch one workflow by id (``NotFoundError`` when there is none)."""
-        return drive(
-            self._inner.retrieve(
-                workflow_id=workflow_id,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
-        )
+        return drive(self._inner.retrieve(workflow_id=workflow_id, **options))
 
     def update(
         self,
@@ -110,10 +73,7 @@ class Workflows:
         trigger: TriggerParam | NotGiven = NOT_GIVEN,
         steps: Sequence[StepParam] | NotGiven = NOT_GIVEN,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Workflow:
         """Change any of ``name``, ``trigger`` and ``steps``; fields not passed stay as they are.
 
@@ -127,10 +87,7 @@ class Workflows:
                 trigger=trigger,
                 steps=steps,
                 idempotency_key=idempotency_key,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
+                **options,
             )
         )
 
@@ -139,19 +96,9 @@ class Workflows:
         workflow_id: str,
         *,
         idempotency_key: str | None = None,
-        extra_headers: Headers | None = None,
-        extra_query: Query | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | None = None,
+        **options: Unpack[RequestOptions],
     ) -> DeletedWorkflow:
         """Delete a workflow; the result says which id and ``deleted=True``."""
         return drive(
-            self._inner.delete(
-                workflow_id=workflow_id,
-                idempotency_key=idempotency_key,
-                extra_headers=extra_headers,
-                extra_query=extra_query,
-                timeout=timeout,
-                max_retries=max_retries,
-            )
+            self._inner.delete(workflow_id=workflow_id, idempotency_key=idempotency_key, **options)
         )
