@@ -43,6 +43,7 @@ from ventryx._options import (
 from ventryx._retry import is_retryable, parse_retry_after
 from ventryx._shim import BlockingShim, Shim
 from ventryx._types import NOT_GIVEN, Headers, NotGiven, Query, TimeoutTypes, as_object
+from ventryx._wire import Outgoing
 
 if TYPE_CHECKING:
     import tenacity
@@ -53,6 +54,7 @@ __all__ = ["Pipeline", "Response", "encode_body", "error_from_response", "timeou
 
 _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+_EMPTY_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
 
 class Response:
@@ -284,6 +286,9 @@ class Pipeline:
         self._timeout = timeout_extension(options.timeout)
         self._attempt_total = attempt_total(options.timeout)
         self._urls: dict[str, httpx.URL] = {}
+        self._hosts: dict[bytes, str] = {}
+        self._merged_from: list[tuple[bytes, bytes]] | None = None
+        self._merged: dict[str, str] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
         return Pipeline(self.shim, options)
@@ -387,17 +392,17 @@ class Pipeline:
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         idempotency_key: str | None = None,
-    ) -> httpx.Request:
+    ) -> Outgoing:
         """The request of one logical call, exactly as every attempt of it is sent.
 
-        Built directly rather than through ``client.build_request``, which re-parses the URL
-        and re-merges headers and cookies on every call (about 35 us, a tenth of a request).
+        Built directly rather than through ``client.build_request`` or ``httpx.Request``,
+        which re-parse the URL and the headers on every call (``_wire.py``; the URLs, query
+        included, and the merged default headers are cached per client).
         The shim's default headers and query parameters (an httpx client's own) still apply;
         cookies do not (the API sets none).
         """
         shim = self.shim
-        headers: dict[str, str] = dict(shim.headers.multi_items())
-        headers.update(self._headers)
+        headers = self._base_headers(shim.headers)
         if extra_headers:
             for name, value in check_headers(extra_headers, "extra_headers").items():
                 lower = name.lower()
@@ -410,7 +415,7 @@ class Pipeline:
                         )
                     idempotency_key = value
                 headers[lower] = Secret(value) if lower == "authorization" else value
-        content: bytes | None = None
+        content = b""
         if body is not None:
             content = encode_body(body)
             headers["content-type"] = "application/json"
@@ -442,22 +447,57 @@ class Pipeline:
             if isinstance(timeout, NotGiven)
             else timeout_extension(resolve_timeout(timeout, self.options.timeout))
         )
-        request = httpx.Request(
-            method, url, content=content, headers=headers, extensions={"timeout": extension}
+        # The headers as httpx.Request(content=...) would make them: Host first, then the
+        # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
+        pairs = list(headers.items())
+        length = "content-length" not in headers
+        if content and length:
+            pairs.append(("content-length", str(len(content))))
+        elif length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
+            pairs.insert(0, ("content-length", "0"))
+        if "host" not in headers:
+            pairs.insert(0, ("host", self._host(url)))
+        return Outgoing(
+            method,
+            url,
+            pairs,
+            content=content,
+            stream=_OneChunk(content) if content else None,
+            extensions={"timeout": extension},
         )
-        if content:
-            request.stream = _OneChunk(content)
-        return request
+
+    def _base_headers(self, shim_headers: httpx.Headers) -> dict[str, str]:
+        """A fresh dict of the shim's default headers with the client's over them.
+
+        The merge is kept for as long as the shim's headers stay the same (an injected
+        httpx client's may be changed between calls).
+        """
+        raw = shim_headers.raw
+        if raw != self._merged_from:
+            merged: dict[str, str] = dict(shim_headers.multi_items())
+            merged.update(self._headers)
+            self._merged_from, self._merged = raw, merged
+        return dict(self._merged)
+
+    def _host(self, url: httpx.URL) -> str:
+        netloc = url.netloc
+        host = self._hosts.get(netloc)
+        if host is None:
+            host = netloc.decode("ascii")
+            if len(self._hosts) < _URL_CACHE_SIZE:
+                self._hosts[netloc] = host
+        return host
 
     def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
+        text = self.options.base_url + path
         if query:
             pairs = [(k, _query_value(v)) for k, v in query.items()]
-            return httpx.URL(f"{self.options.base_url}{path}?{urlencode(pairs)}")
-        url = self._urls.get(path)
+            text = f"{text}?{urlencode(pairs)}"
+        url = self._urls.get(text)
         if url is None:
-            url = httpx.URL(self.options.base_url + path)
-            if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths hit; ids may not
-                self._urls[path] = url
+            url = httpx.URL(text)
+            if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit; ids may not
+                self._urls[text] = url
         return url
 
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:

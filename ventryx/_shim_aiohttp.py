@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp  # the client checks that it is installed before importing this module
@@ -35,6 +35,7 @@ from ventryx._deadline import (
 )
 from ventryx._errors import ConfigurationError
 from ventryx._ssl import VerifyTypes, ssl_context
+from ventryx._wire import Incoming, Outgoing
 
 __all__ = ["AiohttpShim", "require_asyncio"]
 
@@ -128,20 +129,21 @@ class AiohttpShim:
                 request.method,
                 self._url(request.url),
                 data=_body(request.content),
-                headers=request.headers.multi_items(),
+                headers=_plain(request),
                 allow_redirects=False,
                 timeout=self._timeout(request, left),
             ) as answer:
-                response = httpx.Response(
+                response = Incoming(
                     answer.status,
-                    headers=answer.raw_headers,
-                    request=request,
-                    extensions=_extensions(answer.reason),
-                    stream=_NOT_STREAMED,  # the body is set below: nothing for httpx to read
+                    answer.raw_headers,
+                    request,
+                    _extensions(answer.reason),
+                    _NOT_STREAMED,  # the body is set below: nothing for httpx to read
                 )
                 # Raw bytes in, decoded and counted against the cap as they arrive.
-                body = BodyCollector(response, max_bytes)
-                if answer.content_length is not None and "content-encoding" not in answer.headers:
+                headers = answer.headers
+                body = BodyCollector(response, max_bytes, headers)
+                if answer.content_length is not None and "content-encoding" not in headers:
                     body.feed(await answer.read())  # no more than it declared (and the cap)
                 else:
                     async for chunk in answer.content.iter_any():
@@ -208,6 +210,20 @@ class _NotStreamed(httpx.AsyncByteStream):
 
 _NOT_STREAMED = _NotStreamed()
 _ABANDONED: list[aiohttp.ClientSession] = []
+
+
+def _plain(request: httpx.Request) -> Sequence[tuple[str, str]]:
+    """The request's headers for aiohttp, every value a plain ``str``.
+
+    aiohttp writes a ``str`` subclass through ``str()``: the pipeline's ``Secret`` would go
+    out as ``[redacted]``.
+    """
+    if not isinstance(request, Outgoing):
+        return request.headers.multi_items()
+    return [
+        (name, value if type(value) is str else str.__str__(value))
+        for name, value in request.header_pairs()
+    ]
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:
