@@ -195,18 +195,20 @@ _HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}  # the converter's hook of eac
 
 def structure(value: Any, cls: type[_T], *, path: str = "data") -> _T:
     """``value`` as a ``cls``, or ``ConversionError`` naming every field that does not fit."""
-    import cattrs  # noqa: PLC0415 - loaded already by get_converter()
-
     hook = _HOOKS.get(cls)
     if hook is None:
         hook = _HOOKS[cls] = get_converter().get_structure_hook(cls)
     try:
         result: _T = hook(value, cls)
-        return result
-    except cattrs.BaseValidationError as exc:
-        raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
-    except (TypeError, ValueError) as exc:
-        raise ConversionError(f"{path}: {exc}") from None
+    except Exception as exc:
+        import cattrs  # noqa: PLC0415 - loaded already by get_converter()
+
+        if isinstance(exc, cattrs.BaseValidationError):
+            raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
+        if isinstance(exc, (TypeError, ValueError)):
+            raise ConversionError(f"{path}: {exc}") from None
+        raise
+    return result
 
 
 _CARRIES_RAW: dict[type[object], bool] = {}  # model class -> has a ``raw_response`` field

@@ -118,31 +118,38 @@ class Secret(str):
 _MAX_DEPTH = 200
 
 
-def _non_string_key(value: object, path: str, depth: int = 0) -> str | None:
-    """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it)."""
+def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
+    """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it).
+
+    ``None`` when there is none (no path is built on the way: that is the common case); else the
+    offending key's description, then the steps to it, innermost first.
+    """
     if depth > _MAX_DEPTH:
         return None  # json.dumps reports the depth itself
     if isinstance(value, dict):
         mapping = cast("dict[object, object]", value)
         for key, item in mapping.items():
             if not isinstance(key, str):
-                return f"{path} has the key {key!r} ({type(key).__name__}), not a string"
-            found = _non_string_key(item, f"{path}[{key!r}]", depth + 1)
+                return [f" has the key {key!r} ({type(key).__name__}), not a string"]
+            found = _non_string_key(item, depth + 1)
             if found:
+                found.append(f"[{key!r}]")
                 return found
     elif isinstance(value, (list, tuple)):
         items = cast("list[object]", value)
         for index, item in enumerate(items):
-            found = _non_string_key(item, f"{path}[{index}]", depth + 1)
+            found = _non_string_key(item, depth + 1)
             if found:
+                found.append(f"[{index}]")
                 return found
     return None
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
     for name, value in body.items():
-        problem = _non_string_key(value, name)
-        if problem:
+        found = _non_string_key(value)
+        if found:
+            problem = name + "".join(reversed(found))
             # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
             raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
@@ -285,7 +292,7 @@ class Pipeline:
             self._headers["authorization"] = Secret(auth)
         self._timeout = timeout_extension(options.timeout)
         self._attempt_total = attempt_total(options.timeout)
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[str, tuple[httpx.URL, str]] = {}
         self._hosts: dict[bytes, str] = {}
         self._merged_from: list[tuple[bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
@@ -439,9 +446,10 @@ class Pipeline:
                         f"pass {name}= to the method instead",
                     )
             query.update(extra)
-        url = self._url(path, query)
+        url, text = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)
+            text = str(url)
         extension = (
             self._timeout
             if isinstance(timeout, NotGiven)
@@ -460,6 +468,7 @@ class Pipeline:
         return Outgoing(
             method,
             url,
+            text,
             pairs,
             content=content,
             stream=_OneChunk(content) if content else None,
@@ -488,17 +497,19 @@ class Pipeline:
                 self._hosts[netloc] = host
         return host
 
-    def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
-        text = self.options.base_url + path
+    def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
+        """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
+        given = self.options.base_url + path
         if query:
             pairs = [(k, _query_value(v)) for k, v in query.items()]
-            text = f"{text}?{urlencode(pairs)}"
-        url = self._urls.get(text)
-        if url is None:
-            url = httpx.URL(text)
+            given = f"{given}?{urlencode(pairs)}"
+        cached = self._urls.get(given)
+        if cached is None:
+            url = httpx.URL(given)
+            cached = (url, str(url))
             if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit; ids may not
-                self._urls[text] = url
-        return url
+                self._urls[given] = cached
+        return cached
 
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
         """One attempt without retries: the decoded answer, or the mapped exception.

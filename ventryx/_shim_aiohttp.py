@@ -68,6 +68,8 @@ class AiohttpShim:
         self._closed = False
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, Any] = {}
+        self._spec: object = None
+        self._spec_key: tuple[float | None, ...] = ()
 
     @property
     def is_closed(self) -> bool:
@@ -127,7 +129,7 @@ class AiohttpShim:
         try:
             async with session.request(
                 request.method,
-                self._url(request.url),
+                self._url(request),
                 data=_body(request.content),
                 headers=_plain(request),
                 allow_redirects=False,
@@ -156,9 +158,9 @@ class AiohttpShim:
         set_content(response, content)
         return response
 
-    def _url(self, url: httpx.URL) -> Any:
-        """The ``yarl.URL`` of ``url``, already encoded by httpx (fixed paths are cached)."""
-        text = str(url)
+    def _url(self, request: httpx.Request) -> Any:
+        """The ``yarl.URL`` of the request's, already encoded by httpx (fixed ones cached)."""
+        text = request.text if isinstance(request, Outgoing) else str(request.url)
         parsed = self._urls.get(text)
         if parsed is None:
             import yarl  # noqa: PLC0415 - aiohttp's own dependency, loaded with it
@@ -177,7 +179,11 @@ class AiohttpShim:
         cannot hold it past the deadline.
         """
         spec: dict[str, float | None] = request.extensions.get("timeout", {})
-        key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
+        if spec is self._spec:  # the client's own (the same dict for all its calls)
+            key = self._spec_key
+        else:
+            key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
+            self._spec, self._spec_key = spec, key
         if left is not None:
             return aiohttp.ClientTimeout(
                 total=left, connect=key[0], sock_connect=key[1], sock_read=key[2]

@@ -25,6 +25,8 @@ _EMPTY = httpx.ByteStream(b"")
 class Outgoing(httpx.Request):
     """An ``httpx.Request`` whose headers are a list of ``(name, value)`` pairs until read.
 
+    ``text`` is ``str(url)``; the URL is not to be replaced (httpx never does).
+
     ``pairs`` are complete, as httpx would send them: ``Host`` first, then the given ones,
     ``Content-Length`` as httpx adds it. ``stream`` carries ``content`` (``_OneChunk``).
     """
@@ -33,6 +35,7 @@ class Outgoing(httpx.Request):
         self,
         method: str,
         url: httpx.URL,
+        text: str,
         pairs: list[tuple[str, str]],
         *,
         content: bytes,
@@ -42,6 +45,7 @@ class Outgoing(httpx.Request):
         # Not httpx's __init__: it would parse the URL and the headers again.
         self.method = method
         self.url = url
+        self.text = text  # str(url), which httpx builds anew each time
         self._pairs: list[tuple[str, str]] | None = pairs
         self._headers: httpx.Headers | None = None
         self.extensions = extensions
