@@ -137,12 +137,13 @@ def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
     base_unstructure = make_dict_unstructure_fn(cls, converter, **omit)  # type: ignore[arg-type]
 
     def structure(value: Any, _: Any) -> Any:
-        fields = as_object(value)
-        if fields is None:
+        if not isinstance(value, dict):
             raise TypeError(f"expected a {cls.__name__} object, got {type(value).__name__}")
+        fields: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
         obj = base_structure(fields, cls)
-        extra = {k: v for k, v in fields.items() if k not in known}
-        if extra:  # the instance is new and seen by no one yet: set, not evolve (a copy)
+        if not fields.keys() <= known:  # a set operation in C: most answers have no extra
+            extra = {k: v for k, v in fields.items() if k not in known}
+            # The instance is new and seen by no one yet: set, not evolve (a copy).
             object.__setattr__(obj, "extra", extra)
         return obj
 

@@ -292,7 +292,7 @@ class Pipeline:
             self._headers["authorization"] = Secret(auth)
         self._timeout = timeout_extension(options.timeout)
         self._attempt_total = attempt_total(options.timeout)
-        self._urls: dict[str, tuple[httpx.URL, str]] = {}
+        self._urls: dict[tuple[object, ...], tuple[httpx.URL, str]] = {}
         self._hosts: dict[bytes, str] = {}
         self._merged_from: list[tuple[bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
@@ -499,16 +499,21 @@ class Pipeline:
 
     def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
         """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
-        given = self.options.base_url + path
-        if query:
-            pairs = [(k, _query_value(v)) for k, v in query.items()]
-            given = f"{given}?{urlencode(pairs)}"
-        cached = self._urls.get(given)
+        # The type too: True == 1 == 1.0, but they are written "true", "1" and "1.0".
+        key: tuple[object, ...] = (path, *((k, v, type(v)) for k, v in query.items()))
+        try:
+            cached = self._urls.get(key)
+        except TypeError:  # a value that is not hashable: str() of it goes in the query
+            cached, key = None, ()
         if cached is None:
+            given = self.options.base_url + path
+            if query:
+                pairs = [(k, _query_value(v)) for k, v in query.items()]
+                given = f"{given}?{urlencode(pairs)}"
             url = httpx.URL(given)
             cached = (url, str(url))
-            if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit; ids may not
-                self._urls[given] = cached
+            if key and len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit
+                self._urls[key] = cached
         return cached
 
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
