@@ -81,6 +81,11 @@ def _query_value(value: object) -> str:
     return str(value)
 
 
+def _query_key(path: str, query: Mapping[str, object]) -> tuple[object, ...]:
+    # The types too: True == 1 == 1.0, but they are written "true", "1" and "1.0".
+    return (path, *((name, value, type(value)) for name, value in query.items()))
+
+
 def timeout_extension(timeout: httpx.Timeout | None) -> dict[str, float | None]:
     return (timeout or httpx.Timeout(None)).as_dict()
 
@@ -499,8 +504,7 @@ class Pipeline:
 
     def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
         """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
-        # The type too: True == 1 == 1.0, but they are written "true", "1" and "1.0".
-        key: tuple[object, ...] = (path, *((k, v, type(v)) for k, v in query.items()))
+        key = _query_key(path, query)
         try:
             cached = self._urls.get(key)
         except TypeError:  # a value that is not hashable: str() of it goes in the query
