@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import sys
 import time
 import traceback
@@ -172,7 +173,15 @@ def _spliced(
     groups = {row.group for row in rows}
     fresh = render_table(rows, markdown=True).splitlines()[2:]
     out: list[str] = []
+    said = f"Rows of `{', '.join(sorted(groups))}` measured again on "
+    skipping = False  # the note of an earlier update of the same groups: replaced
     for line in markdown.splitlines():
+        if line.startswith(said):
+            skipping = True
+            continue
+        if skipping:
+            skipping = bool(line.strip())
+            continue
         group = line[2:].partition(":")[0] if line.startswith("| ") else None
         if group in groups:
             out += fresh
@@ -180,8 +189,10 @@ def _spliced(
             continue
         if line.startswith("| Comparison |"):
             day = report[f"update:{','.join(only)}"]["started"][:10]
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
             out += [
-                f"Rows of `{', '.join(sorted(groups))}` measured again on {day} "
+                f"{said}{day}, with a load average of {load} (1, 5, 15 min) as the run ended "
+                f"on this {os.cpu_count()}-core machine "
                 f"(`python -m benchmarks --only {','.join(only)} --update`).",
                 "",
             ]

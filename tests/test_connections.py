@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from ventryx import AsyncVentryx
 from ventryx._constants import MAX_CONNECTIONS
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +123,26 @@ async def test_emit_many_opens_no_more_connections_than_its_concurrency(
         summary = await client.events.emit_many(events, concurrency=120)
     assert summary.delivered == 600
     assert 1 <= counting.accepted <= MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize("proxy", [None, "HTTPS_PROXY", "all_proxy"])
+async def test_auto_picks_aiohttp_only_on_asyncio_without_a_proxy(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch, proxy: str | None
+) -> None:
+    pytest.importorskip("aiohttp")
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    if proxy:  # the aiohttp session would not use it: auto keeps httpx, which does
+        monkeypatch.setenv(proxy, "http://proxy.invalid:3128")
+    async with AsyncVentryx("sk_test_auto", base_url=BASE_URL, transport="auto") as client:
+        expected = "aiohttp" if anyio_backend == "asyncio" and proxy is None else "httpx"
+        assert client.transport == expected
+
+
+def test_auto_outside_an_event_loop_is_httpx() -> None:
+    client = AsyncVentryx("sk_test_auto", base_url=BASE_URL, transport="auto")
+    assert client.transport == "httpx"
+
+
+BASE_URL = "http://127.0.0.1:9/v1"

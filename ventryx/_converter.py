@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,11 +44,21 @@ _RFC3339 = re.compile(
 )
 
 
+_ISO_Z = sys.version_info >= (3, 11)  # datetime.fromisoformat() reads "Z" and any fraction
+
+
 def parse_datetime(value: str) -> datetime:
     """An RFC 3339 timestamp as an aware datetime (a missing offset is read as UTC)."""
     m = _RFC3339.fullmatch(value)
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {value!r}")
+    if _ISO_Z:  # 3.11+: the C parser reads every common form of what the pattern accepts
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass  # "t"/"z", or a second of 60: the fields below say what is wrong
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
     frac = m.group(7) or ""
     micro = int((frac + "000000")[:6]) if frac else 0
@@ -126,12 +137,15 @@ def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
     base_unstructure = make_dict_unstructure_fn(cls, converter, **omit)  # type: ignore[arg-type]
 
     def structure(value: Any, _: Any) -> Any:
-        fields = as_object(value)
-        if fields is None:
+        if not isinstance(value, dict):
             raise TypeError(f"expected a {cls.__name__} object, got {type(value).__name__}")
+        fields: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
         obj = base_structure(fields, cls)
-        extra = {k: v for k, v in fields.items() if k not in known}
-        return attrs.evolve(obj, extra=extra) if extra else obj
+        if not fields.keys() <= known:  # a set operation in C: most answers have no extra
+            extra = {k: v for k, v in fields.items() if k not in known}
+            # The instance is new and seen by no one yet: set, not evolve (a copy).
+            object.__setattr__(obj, "extra", extra)
+        return obj
 
     def unstructure(obj: Any) -> dict[str, Any]:
         data: dict[str, Any] = base_unstructure(obj)
@@ -177,29 +191,37 @@ def get_converter() -> cattrs.Converter:
     return make_converter()
 
 
+_HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}  # the converter's hook of each class
+
+
 def structure(value: Any, cls: type[_T], *, path: str = "data") -> _T:
     """``value`` as a ``cls``, or ``ConversionError`` naming every field that does not fit."""
-    import cattrs  # noqa: PLC0415 - loaded already by get_converter()
-
-    converter = get_converter()
+    hook = _HOOKS.get(cls)
+    if hook is None:
+        hook = _HOOKS[cls] = get_converter().get_structure_hook(cls)
     try:
-        return converter.structure(value, cls)
-    except cattrs.BaseValidationError as exc:
-        raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
-    except (TypeError, ValueError) as exc:
-        raise ConversionError(f"{path}: {exc}") from None
+        result: _T = hook(value, cls)
+    except Exception as exc:
+        import cattrs  # noqa: PLC0415 - loaded already by get_converter()
+
+        if isinstance(exc, cattrs.BaseValidationError):
+            raise ConversionError("; ".join(cattrs.transform_error(exc, path=path))) from None
+        if isinstance(exc, (TypeError, ValueError)):
+            raise ConversionError(f"{path}: {exc}") from None
+        raise
+    return result
 
 
 _CARRIES_RAW: dict[type[object], bool] = {}  # model class -> has a ``raw_response`` field
 
 
 def with_raw_response(value: _T, raw: RawResponse) -> _T:
-    """``value`` with ``raw_response`` set, when its model has that field (Workflow, Event...)."""
+    """``value`` (just structured) with ``raw_response`` set, when its model has that field."""
     kind: type[object] = type(value)
     carries = _CARRIES_RAW.get(kind)
     if carries is None:
         carries = attrs.has(kind) and "raw_response" in attrs.fields_dict(kind)
         _CARRIES_RAW[kind] = carries
-    if carries:
-        return attrs.evolve(value, raw_response=raw)  # type: ignore[misc]
+    if carries:  # a model structured for this answer, seen by no one yet: set, not copy
+        object.__setattr__(value, "raw_response", raw)
     return value

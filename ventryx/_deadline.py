@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import time
 import zlib
+from collections.abc import Mapping
 
 import httpx
 
@@ -104,21 +105,30 @@ class _Stage:
 class BodyCollector:
     """Reads one answer's body: raw chunks in, decoded bytes counted against ``max_bytes``."""
 
-    def __init__(self, response: httpx.Response, max_bytes: int) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        max_bytes: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """``headers``: the response's, as a case-insensitive mapping (by default its own)."""
         self.response = response
         self.max_bytes = max_bytes
         self.size = 0
         self._raw = 0
         self._parts: list[bytes] = []
-        codings = [
-            c.strip().lower()
-            for c in response.headers.get("content-encoding", "").split(",")
-            if c.strip()
-        ]
-        # Applied in the order listed, so decoded in reverse; unknown codings pass through
-        # (as httpx does: the body then fails to parse and says so).
-        self._stages = [_Stage(c) for c in reversed(codings) if c in ("gzip", "x-gzip", "deflate")]
-        declared = response.headers.get("content-length", "")
+        if headers is None:
+            headers = response.headers
+        self._stages: list[_Stage] = []
+        coding = headers.get("content-encoding")
+        if coding:
+            codings = [c.strip().lower() for c in coding.split(",") if c.strip()]
+            # Applied in the order listed, so decoded in reverse; unknown codings pass
+            # through (as httpx does: the body then fails to parse and says so).
+            self._stages = [
+                _Stage(c) for c in reversed(codings) if c in ("gzip", "x-gzip", "deflate")
+            ]
+        declared = headers.get("content-length", "")
         if declared.isdigit() and len(declared) < 20 and int(declared) > max_bytes:
             self._too_large(f"it declares Content-Length {int(declared)}")
 

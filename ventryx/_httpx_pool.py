@@ -91,9 +91,8 @@ class _Releasing(httpx.AsyncByteStream):
         self._owner: ShardedTransport | None = owner
         self._index = index
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # the shard's own stream: no generator in between
 
     async def aclose(self) -> None:
         owner, self._owner = self._owner, None

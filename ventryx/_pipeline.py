@@ -40,6 +40,7 @@ from ventryx._options import (
 from ventryx._retry import is_retryable, parse_retry_after
 from ventryx._shim import BlockingShim, Shim
 from ventryx._types import as_object
+from ventryx._wire import Outgoing
 
 if TYPE_CHECKING:
     import tenacity
@@ -50,6 +51,7 @@ __all__ = ["Pipeline", "Response", "encode_body", "error_from_response"]
 
 _M = TypeVar("_M")
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+_EMPTY_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
 
 class Response:
@@ -74,6 +76,11 @@ def _query_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _query_key(path: str, query: Mapping[str, object]) -> tuple[object, ...]:
+    # The types too: True == 1 == 1.0, but they are written "true", "1" and "1.0".
+    return (path, *((name, value, type(value)) for name, value in query.items()))
 
 
 def check_idempotency_key(key: object) -> str:
@@ -109,31 +116,38 @@ class Secret(str):
 _MAX_DEPTH = 200
 
 
-def _non_string_key(value: object, path: str, depth: int = 0) -> str | None:
-    """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it)."""
+def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
+    """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it).
+
+    ``None`` when there is none (no path is built on the way: that is the common case); else the
+    offending key's description, then the steps to it, innermost first.
+    """
     if depth > _MAX_DEPTH:
         return None  # json.dumps reports the depth itself
     if isinstance(value, dict):
         mapping = cast("dict[object, object]", value)
         for key, item in mapping.items():
             if not isinstance(key, str):
-                return f"{path} has the key {key!r} ({type(key).__name__}), not a string"
-            found = _non_string_key(item, f"{path}[{key!r}]", depth + 1)
+                return [f" has the key {key!r} ({type(key).__name__}), not a string"]
+            found = _non_string_key(item, depth + 1)
             if found:
+                found.append(f"[{key!r}]")
                 return found
     elif isinstance(value, (list, tuple)):
         items = cast("list[object]", value)
         for index, item in enumerate(items):
-            found = _non_string_key(item, f"{path}[{index}]", depth + 1)
+            found = _non_string_key(item, depth + 1)
             if found:
+                found.append(f"[{index}]")
                 return found
     return None
 
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
     for name, value in body.items():
-        problem = _non_string_key(value, name)
-        if problem:
+        found = _non_string_key(value)
+        if found:
+            problem = name + "".join(reversed(found))
             # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
             raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
@@ -275,7 +289,10 @@ class Pipeline:
         if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
             self._headers["authorization"] = Secret(auth)
         self.defaults = CallOptions(options, {})  # the options of a call that passes none
-        self._urls: dict[str, httpx.URL] = {}
+        self._urls: dict[tuple[object, ...], tuple[httpx.URL, str]] = {}
+        self._hosts: dict[bytes, str] = {}
+        self._merged_from: list[tuple[bytes, bytes]] | None = None
+        self._merged: dict[str, str] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
         return Pipeline(self.shim, options)
@@ -365,18 +382,18 @@ class Pipeline:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> httpx.Request:
+    ) -> Outgoing:
         """The request of one logical call, exactly as every attempt of it is sent.
 
-        Built directly rather than through ``client.build_request``, which re-parses the URL
-        and re-merges headers and cookies on every call (about 35 us, a tenth of a request).
+        Built directly rather than through ``client.build_request`` or ``httpx.Request``,
+        which re-parse the URL and the headers on every call (``_wire.py``; the URLs, query
+        included, and the merged default headers are cached per client).
         The shim's default headers and query parameters (an httpx client's own) still apply;
         cookies do not (the API sets none).
         """
         shim = self.shim
         call = self.defaults if call is None else call
-        headers: dict[str, str] = dict(shim.headers.multi_items())
-        headers.update(self._headers)
+        headers = self._base_headers(shim.headers)
         if call.extra_headers:
             for name, value in call.extra_headers.items():
                 lower = name.lower()
@@ -389,7 +406,7 @@ class Pipeline:
                         )
                     idempotency_key = value
                 headers[lower] = Secret(value) if lower == "authorization" else value
-        content: bytes | None = None
+        content = b""
         if body is not None:
             content = encode_body(body)
             headers["content-type"] = "application/json"
@@ -413,26 +430,69 @@ class Pipeline:
                         f"pass {name}= to the method instead",
                     )
             query.update(extra)
-        url = self._url(path, query)
+        url, text = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)
-        request = httpx.Request(
-            method, url, content=content, headers=headers, extensions={"timeout": call.timeout}
+            text = str(url)
+        # The headers as httpx.Request(content=...) would make them: Host first, then the
+        # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
+        pairs = list(headers.items())
+        length = "content-length" not in headers
+        if content and length:
+            pairs.append(("content-length", str(len(content))))
+        elif length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
+            pairs.insert(0, ("content-length", "0"))
+        if "host" not in headers:
+            pairs.insert(0, ("host", self._host(url)))
+        return Outgoing(
+            method,
+            url,
+            text,
+            pairs,
+            content=content,
+            stream=_OneChunk(content) if content else None,
+            extensions={"timeout": call.timeout},
         )
-        if content:
-            request.stream = _OneChunk(content)
-        return request
 
-    def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
-        if query:
-            pairs = [(k, _query_value(v)) for k, v in query.items()]
-            return httpx.URL(f"{self.options.base_url}{path}?{urlencode(pairs)}")
-        url = self._urls.get(path)
-        if url is None:
-            url = httpx.URL(self.options.base_url + path)
-            if len(self._urls) < _URL_CACHE_SIZE:  # fixed paths hit; ids may not
-                self._urls[path] = url
-        return url
+    def _base_headers(self, shim_headers: httpx.Headers) -> dict[str, str]:
+        """A fresh dict of the shim's default headers with the client's over them.
+
+        The merge is kept for as long as the shim's headers stay the same (an injected
+        httpx client's may be changed between calls).
+        """
+        raw = shim_headers.raw
+        if raw != self._merged_from:
+            merged: dict[str, str] = dict(shim_headers.multi_items())
+            merged.update(self._headers)
+            self._merged_from, self._merged = raw, merged
+        return dict(self._merged)
+
+    def _host(self, url: httpx.URL) -> str:
+        netloc = url.netloc
+        host = self._hosts.get(netloc)
+        if host is None:
+            host = netloc.decode("ascii")
+            if len(self._hosts) < _URL_CACHE_SIZE:
+                self._hosts[netloc] = host
+        return host
+
+    def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
+        """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
+        key = _query_key(path, query)
+        try:
+            cached = self._urls.get(key)
+        except TypeError:  # a value that is not hashable: str() of it goes in the query
+            cached, key = None, ()
+        if cached is None:
+            given = self.options.base_url + path
+            if query:
+                pairs = [(k, _query_value(v)) for k, v in query.items()]
+                given = f"{given}?{urlencode(pairs)}"
+            url = httpx.URL(given)
+            cached = (url, str(url))
+            if key and len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit
+                self._urls[key] = cached
+        return cached
 
     async def send_once(self, request: httpx.Request, attempt: int = 1) -> Response:
         """One attempt without retries: the decoded answer, or the mapped exception.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp  # the client checks that it is installed before importing this module
@@ -35,6 +35,7 @@ from ventryx._deadline import (
 )
 from ventryx._errors import ConfigurationError
 from ventryx._ssl import VerifyTypes, ssl_context
+from ventryx._wire import Incoming, Outgoing
 
 __all__ = ["AiohttpShim", "require_asyncio"]
 
@@ -67,6 +68,8 @@ class AiohttpShim:
         self._closed = False
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, Any] = {}
+        self._spec: object = None
+        self._spec_key: tuple[float | None, ...] = ()
 
     @property
     def is_closed(self) -> bool:
@@ -126,22 +129,23 @@ class AiohttpShim:
         try:
             async with session.request(
                 request.method,
-                self._url(request.url),
+                self._url(request),
                 data=_body(request.content),
-                headers=request.headers.multi_items(),
+                headers=_plain(request),
                 allow_redirects=False,
                 timeout=self._timeout(request, left),
             ) as answer:
-                response = httpx.Response(
+                response = Incoming(
                     answer.status,
-                    headers=answer.raw_headers,
-                    request=request,
-                    extensions=_extensions(answer.reason),
-                    stream=_NOT_STREAMED,  # the body is set below: nothing for httpx to read
+                    answer.raw_headers,
+                    request,
+                    _extensions(answer.reason),
+                    _NOT_STREAMED,  # the body is set below: nothing for httpx to read
                 )
                 # Raw bytes in, decoded and counted against the cap as they arrive.
-                body = BodyCollector(response, max_bytes)
-                if answer.content_length is not None and "content-encoding" not in answer.headers:
+                headers = answer.headers
+                body = BodyCollector(response, max_bytes, headers)
+                if answer.content_length is not None and "content-encoding" not in headers:
                     body.feed(await answer.read())  # no more than it declared (and the cap)
                 else:
                     async for chunk in answer.content.iter_any():
@@ -154,9 +158,9 @@ class AiohttpShim:
         set_content(response, content)
         return response
 
-    def _url(self, url: httpx.URL) -> Any:
-        """The ``yarl.URL`` of ``url``, already encoded by httpx (fixed paths are cached)."""
-        text = str(url)
+    def _url(self, request: httpx.Request) -> Any:
+        """The ``yarl.URL`` of the request's, already encoded by httpx (fixed ones cached)."""
+        text = request.text if isinstance(request, Outgoing) else str(request.url)
         parsed = self._urls.get(text)
         if parsed is None:
             import yarl  # noqa: PLC0415 - aiohttp's own dependency, loaded with it
@@ -175,7 +179,11 @@ class AiohttpShim:
         cannot hold it past the deadline.
         """
         spec: dict[str, float | None] = request.extensions.get("timeout", {})
-        key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
+        if spec is self._spec:  # the client's own (the same dict for all its calls)
+            key = self._spec_key
+        else:
+            key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
+            self._spec, self._spec_key = spec, key
         if left is not None:
             return aiohttp.ClientTimeout(
                 total=left, connect=key[0], sock_connect=key[1], sock_read=key[2]
@@ -208,6 +216,20 @@ class _NotStreamed(httpx.AsyncByteStream):
 
 _NOT_STREAMED = _NotStreamed()
 _ABANDONED: list[aiohttp.ClientSession] = []
+
+
+def _plain(request: httpx.Request) -> Sequence[tuple[str, str]]:
+    """The request's headers for aiohttp, every value a plain ``str``.
+
+    aiohttp writes a ``str`` subclass through ``str()``: the pipeline's ``Secret`` would go
+    out as ``[redacted]``.
+    """
+    if not isinstance(request, Outgoing):
+        return request.headers.multi_items()
+    return [
+        (name, value if type(value) is str else str.__str__(value))
+        for name, value in request.header_pairs()
+    ]
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:

@@ -7,6 +7,7 @@ all build their pools here, so none of them imports the layer above it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import Literal, TypeAlias
 
@@ -62,10 +63,19 @@ def make_sync_http_client(options: ClientOptions) -> httpx.Client:
 _AIOHTTP_INSTALLED: list[bool] = []
 
 
+def _proxied() -> bool:
+    """Whether the environment names an HTTP proxy (httpx uses it; the aiohttp session not)."""
+    return any(
+        value and name.lower() in ("http_proxy", "https_proxy", "all_proxy")
+        for name, value in os.environ.items()
+    )
+
+
 def _auto_picks_aiohttp() -> bool:
-    """``transport="auto"``: aiohttp when it is installed and this thread runs asyncio."""
+    """``transport="auto"``: aiohttp when it is installed, this thread runs asyncio, and no
+    proxy is set in the environment."""
     asyncio = sys.modules.get("asyncio")  # not loaded: no loop can be running
-    if asyncio is None:
+    if asyncio is None or _proxied():
         return False
     try:
         asyncio.get_running_loop()

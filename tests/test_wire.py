@@ -1,0 +1,92 @@
+"""The lean request and answer of ``_wire.py`` are what httpx's own constructors would make.
+
+The pipeline builds its ``httpx.Request`` without httpx's ``__init__`` (issue 19: parsing the
+URL and the headers twice was a fifth of a call on the aiohttp transport), so these compare it,
+header by header and in order, with the ``httpx.Request(content=...)`` it replaces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from ventryx import AsyncVentryx
+from ventryx._pipeline import Pipeline
+from ventryx._wire import Incoming, Outgoing
+
+BASE = "http://127.0.0.1:9/v1"
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    client = AsyncVentryx("sk_test_wire", base_url=BASE, default_headers={"X-Team": "a"})
+    return client._pipeline  # pyright: ignore[reportPrivateUsage]
+
+
+CASES: list[dict[str, Any]] = [
+    {"method": "POST", "path": "/events", "body": {"type": "t", "data": {"é": [1, {"k": None}]}}},
+    {"method": "POST", "path": "/workflows/wf_1/run"},  # no body: Content-Length: 0
+    {"method": "GET", "path": "/workflows", "params": {"page": 2, "per_page": 5}},
+    {"method": "DELETE", "path": "/workflows/wf_1", "idempotency_key": "k-1"},
+    {"method": "PATCH", "path": "/workflows/wf_1", "body": {"name": "n"}},
+    {"method": "GET", "path": "/events", "extra_headers": {"Host": "elsewhere.example"}},
+    {"method": "POST", "path": "/events", "body": {"a": 1}, "extra_headers": {"X-Extra": "1"}},
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['method']} {c['path']}")
+def test_the_request_is_the_one_httpx_would_build(pipeline: Pipeline, case: dict[str, Any]) -> None:
+    method, path = case["method"], case["path"]
+    kwargs = {k: v for k, v in case.items() if k not in ("method", "path", "extra_headers")}
+    call = pipeline.call_options({"extra_headers": case.get("extra_headers", {})})
+    built = pipeline.build_request(method, path, call, **kwargs)
+    assert isinstance(built, Outgoing)
+    pairs = list(built.header_pairs())
+    # httpx's own construction from the same parts (what build_request did before).
+    reference = httpx.Request(
+        method,
+        built.url,
+        content=built.content or None,
+        headers=[(k, v) for k, v in pairs if k not in ("host", "content-length")]
+        + [(k, v) for k, v in pairs if k == "host" and "Host" in case.get("extra_headers", {})],
+    )
+    assert built.text == str(built.url) == str(reference.url)
+    assert [(k.lower(), v) for k, v in built.headers.raw] == [
+        (k.lower(), v) for k, v in reference.headers.raw
+    ]
+    assert built.content == reference.content
+    assert b"".join(built.stream) == built.content  # type: ignore[arg-type]
+
+
+def test_headers_changed_after_reading_are_the_ones_sent(pipeline: Pipeline) -> None:
+    built = pipeline.build_request("GET", "/events")
+    built.headers["x-late"] = "yes"  # what an httpx auth flow or event hook may do
+    assert ("x-late", "yes") in list(built.header_pairs())
+    built.headers = httpx.Headers({"only": "this"})
+    assert list(built.header_pairs()) == [("only", "this")]
+
+
+def test_query_values_that_compare_equal_keep_their_own_spelling(pipeline: Pipeline) -> None:
+    urls = [
+        str(pipeline.build_request("GET", "/events", params={"x": value}).url)
+        for value in (1, True, 1.0, 1, "1")
+    ]
+    assert urls == [f"{BASE}/events?x={v}" for v in ("1", "true", "1.0", "1", "1")]
+
+
+def test_an_incoming_answer_reads_as_httpx_reads_it() -> None:
+    request = httpx.Request("GET", f"{BASE}/events")
+    raw = [(b"Content-Type", b"application/json"), (b"X-Request-Id", b"req_1"), (b"Set", b"a")]
+    answer = Incoming(201, raw, request, {"http_version": b"HTTP/1.1"}, httpx.ByteStream(b""))
+    answer._content = b'{"ok": true}'  # pyright: ignore[reportPrivateUsage]  # as set_content
+    reference = httpx.Response(201, headers=raw, request=request, stream=httpx.ByteStream(b""))
+    assert answer.headers.raw == reference.headers.raw
+    assert answer.headers["x-request-id"] == "req_1"
+    assert (answer.status_code, answer.is_success, answer.json()) == (201, True, {"ok": True})
+    assert answer.request is request
+    assert answer.reason_phrase == "Created"
+    assert answer.http_version == "HTTP/1.1"
+    answer.headers = {"a": "b"}
+    assert answer.headers["a"] == "b"
