@@ -251,6 +251,15 @@ async def test_a_worker_refused_by_the_start_window_gets_a_slot_once_answers_com
     assert result[0].data is _SHARED
 
 
+async def test_a_single_calls_turn_is_not_counted_in_flight(gates: Any) -> None:
+    a = gates()
+    for _ in range(2 * START_WINDOW):  # single calls' retries: no ticket ever comes back
+        await a.call_turn(blocking=False)
+    reply = await a._call_async(START_WINDOW)
+    assert reply is not None
+    assert all(slot >= 0 for _, slot in reply.slots)  # the window is still open to the fleet
+
+
 # -- a fleet on one key, in virtual time (the real script, a real Redis) ----------------------
 
 

@@ -3,10 +3,10 @@
 The gate's whole state lives in one Redis hash (``key``) and changes only inside one Lua
 script, so every change is atomic and every client sees the same thing: the pause-until after
 a 429 (Retry-After, or the X-RateLimit-Reset), the admission pacing (the next free slot), the
-rate, and the capacity estimate behind it (what every client's requests got through since the
-last episode). The one clock is Redis's ``TIME``: no local timestamp is ever written, and a
-reply states waits as durations, which the local monotonic clock then sleeps. Two hosts whose
-clocks disagree by an hour pace each other exactly as two processes on one host do.
+rate, and the target behind it (measured on every client's answers). The one clock is Redis's
+``TIME``: no local timestamp is ever written, and a reply states waits as durations, which the
+local monotonic clock then sleeps. Two hosts whose clocks disagree by an hour pace each other
+exactly as two processes on one host do.
 
 One round trip per admission at most: the answers that passed and the 429s a client saw ride
 along with its next call (``on_answer`` and ``on_rate_limited`` cost no I/O), and the workers
@@ -14,21 +14,50 @@ of one event loop that ask for a slot while a call is under way share the next c
 whose slot is far out confirms it on waking and queues again if an episode began anywhere
 meanwhile, or a pause now covers it.
 
-The controller in the script is the local ``RateGate``'s (``_gate``), shared: an episode
-starts at a 429 of a request admitted since the last one; what was admitted over the cycle
-since the last episode, per second, is the capacity; pacing restarts at ``BETA`` times it,
-climbs back to it over a probe period, then doubles per period; episodes with no answer in
-between keep the rate and back off from ``MIN_PAUSE`` to ``MAX_PAUSE``. Two differences: a
-key's first use starts slowly (``START_RATE``, doubling every ``DOUBLING`` seconds until the
-first 429), since K processes starting together would otherwise send K times their
-concurrency at once; and the local gate's tests for sporadic 429s and for concurrency limits
-stay local (a shared gate is for a shared rate limit). The hash expires ``ttl`` seconds after
-its last use.
+The controller in the script is the shared gate's own, not a copy of the local ``RateGate``
+(``_gate``): a fleet sees every client's answers in one place, so it measures differently.
+
+- **One schedule.** Every slot comes from one pacing sequence (``ns``: the next free slot, as
+  in GCRA), handed out in the order clients ask: every process that keeps asking gets its
+  share, whatever its clock. A slot is at the rate of its own time, so a ramp goes on ramping.
+- **Slow start of a new key**: ``START_RATE`` admissions/s until the first answer comes
+  back, doubling every ``DOUBLING`` seconds from then; and at most ``START_WINDOW`` plus
+  twice the answers back in flight across the fleet (a worker refused a slot asks again
+  after ``_POLL``). K processes starting together, or a first round trip of seconds (cold
+  processes on a loaded machine), then never send K times their concurrency at once.
+- **Episodes.** An episode starts at a 429 of a request admitted since the last one (as the
+  local gate's). The limit lies below the rate paced at that moment: the new *target* is
+  ``BETA`` of it, or, when the refusal came within half a probe period of the last episode
+  (the fleet was above the limit all along) and at least ``MIN_SAMPLES`` answers came in
+  between, what every client got through over that short cycle (no deeper cut than
+  ``SHORT_CUT``). At the end of slow start the target is the geometric middle of what got
+  through (the ramp spent a while below the limit) and what the ramp handed out. Pacing
+  restarts at ``BETA`` times the target, climbs back to it over one probe period (1 s to
+  ``MAX_PROBE_PERIOD``, ``PROBE_ANSWERS`` fleet admissions), then probes above it, slowly
+  first and faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after
+  three). The local gate measures the cycle's average and the pace of its last admissions
+  instead, and has a slow-start mode of its own; both pause one interval at the new rate at
+  an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or the server's
+  full Retry-After) over 429s in a row with no answer between.
+- **What stays local.** The local gate's test for sporadic, rate-independent 429s (their
+  share among requests sent below the measured capacity) is not in the shared script: every
+  such 429 is an episode here, and pacing drifts below what the server would take (a fleet
+  against a server refusing 2% at random, whatever the rate, paces at some 90/s in the
+  simulation, ``tests/_redis_sim.py``, where the local gate stops cutting for them once it
+  has seen a few). Its in-flight cap for concurrency
+  limits is not shared either: the fleet's pacing below the measured throughput keeps the
+  count in service below such a limit (Little's law), and the start window bounds it while
+  the key is new. A 429 saying ``X-RateLimit-Remaining`` > 0 is never the limit (that event
+  waits its Retry-After on its own).
+
+The hash expires ``ttl`` seconds after its last use.
 
 A Redis outage (refused, timed out, any Redis error) degrades to the client's local gate with
 one warning; Redis is tried again every ``retry_interval`` seconds by one caller at a time, and
-an ``info`` line says when it is back. Socket timeouts are short, so an outage costs at most
-one timeout per retry interval, never a blocked or failed emission. redis is imported when the
+an ``info`` line says when it is back (only an answer to a call sent after the failure says
+so). Socket timeouts (``socket_timeout``, 2 s) are long enough that a loaded machine's slow
+answer is not taken for an outage, and short enough that an outage costs at most one timeout
+per retry interval, never a blocked or failed emission. redis is imported when the
 first gate is built, never by ``import ventryx``. On asyncio a URL gate uses one
 ``redis.asyncio`` client per event loop (closed with the loop); on trio, and for blocking
 calls, a ``redis.Redis`` (through a worker thread in async code).
@@ -56,7 +85,8 @@ __all__ = ["RedisRateGate"]
 BETA = 0.97  # pacing after an episode, as a share of the capacity estimate
 PROBE_ANSWERS = 100.0  # fleet admissions per probe period at least (1 s to 10 s)
 MAX_PROBE_PERIOD = 10.0
-PROBE_GAIN = 0.03  # past the estimate: +6% after one probe period, +30% after two, x2 after 3
+PROBE_GAIN = 0.03  # past the target: +6% after one probe period, +30% after two, x2 after 3
+FAST_PROBE_GAIN = 0.15  # ... after a target from slow start or a short cycle: +30%, x2.5
 MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
 MIN_SAMPLES = 12  # fleet admissions a short cycle needs to measure the limit ...
 SHORT_CUT = 0.75  # ... which cuts the rate at most this much (a few samples are noisy)
@@ -89,7 +119,7 @@ if now == nil then
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local v = redis.call('HMGET', k, 'ep', 'ra', 'ns', 'base', 'cap', 'pf', 'pp', 'str', 'ok',
-  'cok0', 'cat', 'fa', 'adm', 'back', 'ss')
+  'cok0', 'cat', 'fa', 'adm', 'back', 'ss', 'pv')
 local ep = tonumber(v[1]) or 0
 local ra = tonumber(v[2]) or 0
 local ns = tonumber(v[3]) or 0
@@ -105,6 +135,7 @@ local fa = tonumber(v[12])
 local adm = tonumber(v[13]) or 0
 local back = tonumber(v[14]) or 0
 local ss = tonumber(v[15])
+local pv = tonumber(v[16]) or 0
 local function fmt(x) return string.format('%.6f', x) end
 
 local function rate_at(at)
@@ -116,7 +147,9 @@ local function rate_at(at)
   if dt <= 0 then return base end
   if dt <= pp then return base + (cap - base) * dt / pp end
   local x = math.min((dt - pp) / pp, {MAX_PROBE_X})
-  return cap * (1 + {PROBE_GAIN} * (x + x * x * x))
+  local gain = {PROBE_GAIN}
+  if pv > 0 then gain = {FAST_PROBE_GAIN} end  -- a target from few answers: find the limit soon
+  return cap * (1 + gain * (x + x * x * x))
 end
 
 local passed = tonumber(ARGV[2])
@@ -164,6 +197,7 @@ while ARGV[n] do
     local before = rate_at(now)
     local got = admitted / span
     local target
+    pv = 1
     if admitted == 0 then
       target = before / 2
     elseif base == nil then  -- (the ramp's rate, or what it handed out if the window held it)
@@ -171,8 +205,10 @@ while ARGV[n] do
       target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(math.min(before, sent), got))
     else
       target = {BETA} * before
+      pv = 0
       if now - cat < pp / 2 and admitted >= {MIN_SAMPLES} and got < target then
         target = math.max(got, {SHORT_CUT} * before)
+        pv = 1
       end
     end
     target = math.max(target, {MIN_RATE})
@@ -211,7 +247,7 @@ adm = adm + room
 if ss == nil and room > 0 then ss = now end
 
 redis.call('HSET', k, 'ep', ep, 'ra', fmt(ra), 'ns', fmt(ns), 'cap', fmt(cap), 'pf', fmt(pf),
-  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0, 'adm', adm, 'back', back)
+  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0, 'adm', adm, 'back', back, 'pv', pv)
 if base ~= nil then redis.call('HSET', k, 'base', fmt(base)) end
 if cat ~= nil then redis.call('HSET', k, 'cat', fmt(cat)) end
 if fa ~= nil then redis.call('HSET', k, 'fa', fmt(fa)) end
@@ -509,7 +545,12 @@ class RedisRateGate:
     async def call_turn(self, *, blocking: bool) -> float:
         """The seconds a single call's retry waits for its slot of the shared pacing."""
         reply = self._call_blocking(1) if blocking else await self._call_async(1)
-        return 0.0 if reply is None else max(reply.slots[0][0] - self._clock(), 0.0)
+        if reply is None:
+            return 0.0
+        if reply.slots[0][1] >= 0:  # no ticket comes back for it: not counted in flight
+            with self._lock:
+                self._returned += 1
+        return max(reply.slots[0][0] - self._clock(), 0.0)
 
     # -- Redis ----------------------------------------------------------------------------------
 
