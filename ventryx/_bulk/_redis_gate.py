@@ -86,7 +86,7 @@ BETA = 0.97  # pacing after an episode, as a share of the capacity estimate
 PROBE_ANSWERS = 100.0  # fleet admissions per probe period at least (1 s to 10 s)
 MAX_PROBE_PERIOD = 10.0
 PROBE_GAIN = 0.03  # past the target: +6% after one probe period, +30% after two, x2 after 3
-FAST_PROBE_GAIN = 0.15  # ... after a target from slow start or a short cycle: +30%, x2.5
+QUICK_PERIOD = 0.5  # ... but after slow start's target (few answers): double per period
 MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
 MIN_SAMPLES = 12  # fleet admissions a short cycle needs to measure the limit ...
 SHORT_CUT = 0.75  # ... which cuts the rate at most this much (a few samples are noisy)
@@ -147,9 +147,8 @@ local function rate_at(at)
   if dt <= 0 then return base end
   if dt <= pp then return base + (cap - base) * dt / pp end
   local x = math.min((dt - pp) / pp, {MAX_PROBE_X})
-  local gain = {PROBE_GAIN}
-  if pv > 0 then gain = {FAST_PROBE_GAIN} end  -- a target from few answers: find the limit soon
-  return cap * (1 + gain * (x + x * x * x))
+  if pv > 0 then return cap * 2 ^ x end  -- a target from few answers: find the limit soon
+  return cap * (1 + {PROBE_GAIN} * (x + x * x * x))
 end
 
 local passed = tonumber(ARGV[2])
@@ -208,7 +207,6 @@ while ARGV[n] do
       pv = 0
       if now - cat < pp / 2 and admitted >= {MIN_SAMPLES} and got < target then
         target = math.max(got, {SHORT_CUT} * before)
-        pv = 1
       end
     end
     target = math.max(target, {MIN_RATE})
@@ -221,6 +219,7 @@ while ARGV[n] do
     cap = target
     pf = math.max(now, ra)
     pp = math.max(1.0, math.min({PROBE_ANSWERS} / cap, {MAX_PROBE_PERIOD}))
+    if pv > 0 then pp = {QUICK_PERIOD} end
     cat = now
     cok0 = ok
   end
