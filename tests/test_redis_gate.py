@@ -32,7 +32,7 @@ from ventryx import (
     RetryPolicy,
 )
 from ventryx._bulk._gate import Ticket
-from ventryx._bulk._redis_gate import _SHARED, START_WINDOW
+from ventryx._bulk._redis_gate import _LATE, _SHARED, START_WINDOW
 from ventryx.testing import LocalServer, RateLimit, ServerConfig
 
 pytestmark = pytest.mark.anyio
@@ -249,6 +249,27 @@ async def test_a_worker_refused_by_the_start_window_gets_a_slot_once_answers_com
         assert await a._call_async(0) is not None
     assert result[0] is not None
     assert result[0].data is _SHARED
+
+
+async def test_a_429_of_a_request_sent_late_pauses_but_measures_nothing(gates: Any) -> None:
+    a = gates()
+    await long_pause(a, 0.05)
+    reply = await a._call_async(0)
+    assert reply is not None
+    answered = await a.admit()
+    assert answered is not None
+    a.on_answer(answered)  # an answer since the episode: the next 429 of this epoch is news
+    late = Ticket(reply.epoch, a._clock(), 0, _LATE)  # its worker woke long after its slot
+    a.on_rate_limited(late, 0.4)
+    after = await a._call_async(1)
+    assert after is not None
+    assert after.epoch == reply.epoch  # no episode: the rate stands
+    assert after.rate == pytest.approx(reply.rate, rel=0.2)
+    assert after.pause > 0.2  # but its Retry-After pauses everyone, as a single call's does
+    a.on_rate_limited(Ticket(after.epoch, a._clock(), 0, _SHARED), 0.4)
+    cut = await a._call_async(0)
+    assert cut is not None
+    assert cut.epoch == after.epoch + 1  # the same 429 on time is an episode
 
 
 async def test_a_single_calls_turn_is_not_counted_in_flight(gates: Any) -> None:

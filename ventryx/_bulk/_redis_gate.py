@@ -39,6 +39,11 @@ The controller in the script is the shared gate's own, not a copy of the local `
   instead, and has a slow-start mode of its own; both pause one interval at the new rate at
   an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or the server's
   full Retry-After) over 429s in a row with no answer between.
+- **Late requests.** A worker that woke more than two intervals (and ``_LATE_AFTER``)
+  after its slot was starved of CPU with others of its process, which then send together: a
+  burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
+  call's does, but starts no episode (on a loaded machine such refusals would otherwise
+  ratchet the fleet's rate down far below the limit).
 - **What stays local.** The local gate's test for sporadic, rate-independent 429s (their
   share among requests sent below the measured capacity) is not in the shared script: every
   such 429 is an episode here, and pacing drifts below what the server would take (a fleet
@@ -89,7 +94,7 @@ PROBE_GAIN = 0.03  # past the target: +6% after one probe period, +30% after two
 QUICK_PERIOD = 0.5  # ... but after slow start's target (few answers): double per period
 MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
 MIN_SAMPLES = 12  # fleet admissions a short cycle needs to measure the limit ...
-SHORT_CUT = 0.75  # ... which cuts the rate at most this much (a few samples are noisy)
+SHORT_CUT = 0.9  # ... which cuts the rate at most this much (a starved fleet gets less through)
 MIN_PAUSE = 0.05
 MAX_PAUSE = 2.0
 MIN_RATE = 0.5
@@ -290,6 +295,9 @@ class _Reply:
 
 
 _SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local gate's: others)
+_LATE = object()  # ... of one sent well after its slot: its 429 may be a burst's, not the limit's
+_OURS = (_SHARED, _LATE)
+_LATE_AFTER = 0.02  # late: more than this, and more than two intervals of the shared rate
 
 
 # A slot as a waiter sees it: (local deadline, Redis time, epoch, local time the pause ends).
@@ -424,6 +432,7 @@ class RedisRateGate:
         """Wait for a slot of the shared pacing; ``None`` when the part of the wait inside a
         pause after 429s (not pacing) would exceed ``budget`` (the ticket's ``waited``)."""
         waited = 0.0
+        late = 0.0  # how late the worker woke for its slot (a starved process sends in bursts)
         got = await self._take()
         while True:
             if got is None:  # Redis unreachable: this client's own gate
@@ -443,14 +452,18 @@ class RedisRateGate:
             wait = deadline - now
             if wait > 0:
                 await anyio.sleep(wait)
+            late = max(late, self._clock() - deadline)
             waited += paused
             if wait < _CONFIRM_AFTER:
-                ticket = Ticket(epoch, self._clock(), 0, _SHARED)
+                data = _SHARED if late <= self._late_after() else _LATE
+                ticket = Ticket(epoch, self._clock(), 0, data)
                 ticket.waited = waited
                 return ticket
             # A long wait: an episode may have begun elsewhere meanwhile; if so, a new slot.
             reply = await self._call_async(1, slot, epoch)
             got = None if reply is None else reply.slot(0)
+            if got is not None and got[1] != slot:
+                late = 0.0  # a new slot: how late this one is used is what counts
 
     async def _take(self) -> _Slot | None:
         """One slot; the workers of this thread that ask meanwhile share one Redis call."""
@@ -483,14 +496,14 @@ class RedisRateGate:
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
         """An answer other than 429: counted towards the shared capacity estimate."""
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             self.local.on_answer(ticket, headers)
             return
         with self._lock:
             self._passed += 1
 
     def on_lost(self, ticket: Ticket) -> None:
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             self.local.on_lost(ticket)
             return
         with self._lock:
@@ -509,7 +522,7 @@ class RedisRateGate:
         Returns what this event waits on its own: nothing, but where the server says there is
         room (``X-RateLimit-Remaining`` > 0: not the limit), its Retry-After.
         """
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             return self.local.on_rate_limited(ticket, retry_after, headers, max_pause=max_pause)
         with self._lock:
             self._returned += 1
@@ -521,8 +534,16 @@ class RedisRateGate:
         if headers is not None and headers.remaining == 0 and headers.reset is not None:
             reset = min(headers.reset, cap)
         age = max(self._clock() - ticket.issued_at, 0.0)
-        self._report(ticket.epoch, -1.0 if trusted is None else trusted, reset, age)
+        # A request sent late was part of a burst the schedule never made (this process was
+        # starved of CPU, its workers woke together): its 429 pauses everyone for its
+        # Retry-After, as a single call's does, but measures nothing.
+        epoch = ticket.epoch if ticket.data is _SHARED else -2
+        self._report(epoch, -1.0 if trusted is None else trusted, reset, age)
         return 0.0
+
+    def _late_after(self) -> float:
+        rate = self._rate
+        return math.inf if rate is None else max(_LATE_AFTER, 2.0 / rate)
 
     def _report(self, epoch: int, trusted: float, reset: float, age: float) -> None:
         with self._lock:
