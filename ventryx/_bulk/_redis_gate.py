@@ -35,10 +35,12 @@ The controller in the script is the shared gate's own, not a copy of the local `
   restarts at ``BETA`` times the target, climbs back to it over one probe period (1 s to
   ``MAX_PROBE_PERIOD``, ``PROBE_ANSWERS`` fleet admissions), then probes above it, slowly
   first and faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after
-  three). The local gate measures the cycle's average and the pace of its last admissions
-  instead, and has a slow-start mode of its own; both pause one interval at the new rate at
-  an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or the server's
-  full Retry-After) over 429s in a row with no answer between.
+  three); after slow start's target, which rests on few answers and on a loaded machine
+  often lies well short of the limit, the periods are ``QUICK_PERIOD`` and the probe
+  doubles per period. The local gate measures the cycle's average and the pace of its last
+  admissions instead, and has a slow-start mode of its own; both pause one interval at the
+  new rate at an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or
+  the server's full Retry-After) over 429s in a row with no answer between.
 - **Late requests.** A worker that woke more than two intervals (and ``_LATE_AFTER``)
   after its slot was starved of CPU with others of its process, which then send together: a
   burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
