@@ -20,6 +20,7 @@ from typing import Any
 import anyio
 import pytest
 from _redis_server import RedisServer
+from _redis_sim import expected, simulate_fleet
 
 import ventryx
 import ventryx_sync
@@ -30,7 +31,8 @@ from ventryx import (
     RedisRateGate,
     RetryPolicy,
 )
-from ventryx._bulk._redis_gate import _SHARED
+from ventryx._bulk._gate import Ticket
+from ventryx._bulk._redis_gate import _LATE, _SHARED, START_WINDOW
 from ventryx.testing import LocalServer, RateLimit, ServerConfig
 
 pytestmark = pytest.mark.anyio
@@ -83,15 +85,22 @@ def wait_of(reply: Any) -> float:
     return float(reply.slots[0][0] - time.monotonic())
 
 
+async def refused_twice(gate: RedisRateGate, seconds: float) -> None:
+    """Two 429s in a row (no answer in between): the second pause is the server's in full."""
+    for _ in range(2):  # the first pauses one interval at the new rate, whatever it says
+        ticket = await gate.admit()
+        assert ticket is not None
+        assert gate.on_rate_limited(ticket, seconds) == 0.0  # its pause is everyone's
+        assert await gate._call_async(0) is not None
+
+
 async def long_pause(gate: RedisRateGate, seconds: float = 30.0) -> None:
-    """An episode with a long pause: the rate stays at its floor while slots are handed out."""
-    tickets = [await gate.admit() for _ in range(20)]  # the key's slow start: ~0.3 s
-    for ticket in tickets[1:]:
+    """The key's slow start (~0.3 s, answered one by one), then a pause of ``seconds``."""
+    for _ in range(20):
+        ticket = await gate.admit()
         assert ticket is not None
         gate.on_answer(ticket)
-    assert tickets[0] is not None
-    assert gate.on_rate_limited(tickets[0], seconds) == 0.0  # its pause is everyone's
-    assert await gate._call_async(0) is not None
+    await refused_twice(gate, seconds)
 
 
 # -- sharing ------------------------------------------------------------------------------
@@ -104,7 +113,7 @@ async def test_a_429_seen_by_one_client_pauses_every_client_of_the_key(gates: An
     reply = await b._call_async(1)
     assert reply is not None
     assert 0.3 < wait_of(reply) <= 0.8  # b never saw a 429: the pause is a's, through Redis
-    assert reply.epoch == 1
+    assert reply.epoch == 2
     assert b.rate is not None  # and b is paced at the shared rate
     free = await other._call_async(1)
     assert free is not None
@@ -142,10 +151,7 @@ async def test_a_worker_that_slept_queues_again_behind_a_429_from_elsewhere(gate
     mine = await a.admit()
     assert mine is not None
     a.on_answer(mine)  # an answer since the episode: the next 429 starts a new one
-    late = await a.admit()
-    assert late is not None
-    a.on_rate_limited(late, 0.6)  # another client's 429 while b waits for its slot
-    assert await a._call_async(0) is not None
+    await refused_twice(a, 0.6)  # another client's 429s while b waits for its slot
     confirmed = await b._call_async(1, ticket.slots[0][1], ticket.epoch)  # b wakes, confirms
     assert confirmed is not None
     assert confirmed.epoch > ticket.epoch
@@ -201,6 +207,111 @@ async def test_passes_from_every_client_make_one_capacity_estimate(
     await a._call_async(0)
     await b._call_async(0)
     assert int(state(redis_server, key)["ok"]) == 12
+
+
+async def test_a_new_key_lets_out_a_start_window_that_grows_with_the_answers(
+    gates: Any,
+) -> None:
+    a, b = gates(), gates()
+    first = await a._call_async(10)
+    assert first is not None
+    taken = [slot for _, slot in first.slots if slot >= 0]
+    assert len(taken) == START_WINDOW  # of ten asked: the rest are told to ask again
+    assert all(slot < 0 for _, slot in first.slots[START_WINDOW:])
+    refused = await b._call_async(1)
+    assert refused is not None
+    assert refused.slots[0][1] < 0  # the window is the fleet's, not each client's
+    for _ in range(2):  # two answers back (reported with a's next call): room for four more
+        a.on_answer(Ticket(0, a._clock(), 0, _SHARED))
+    assert await a._call_async(0) is not None
+    more = await b._call_async(10)
+    assert more is not None
+    assert len([slot for _, slot in more.slots if slot >= 0]) == 4
+
+
+async def test_a_worker_refused_by_the_start_window_gets_a_slot_once_answers_come(
+    gates: Any,
+) -> None:
+    a, b = gates(), gates()
+    held = [await a.admit() for _ in range(START_WINDOW)]
+    result: list[Ticket | None] = []
+
+    async def wait_for_one() -> None:
+        result.append(await b.admit())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for_one)
+        await anyio.sleep(0.1)
+        assert result == []  # still refused: nothing came back
+        for ticket in held:
+            assert ticket is not None
+            a.on_answer(ticket)
+        assert await a._call_async(0) is not None
+    assert result[0] is not None
+    assert result[0].data is _SHARED
+
+
+async def test_a_429_of_a_request_sent_late_pauses_but_measures_nothing(gates: Any) -> None:
+    a = gates()
+    await long_pause(a, 0.05)
+    reply = await a._call_async(0)
+    assert reply is not None
+    answered = await a.admit()
+    assert answered is not None
+    a.on_answer(answered)  # an answer since the episode: the next 429 of this epoch is news
+    late = Ticket(reply.epoch, a._clock(), 0, _LATE)  # its worker woke long after its slot
+    a.on_rate_limited(late, 0.4)
+    after = await a._call_async(1)
+    assert after is not None
+    assert after.epoch == reply.epoch  # no episode: the rate stands
+    assert after.rate == pytest.approx(reply.rate, rel=0.2)
+    assert after.pause > 0.2  # but its Retry-After pauses everyone, as a single call's does
+    a.on_rate_limited(Ticket(after.epoch, a._clock(), 0, _SHARED), 0.4)
+    cut = await a._call_async(0)
+    assert cut is not None
+    assert cut.epoch == after.epoch + 1  # the same 429 on time is an episode
+
+
+async def test_a_single_calls_turn_is_not_counted_in_flight(gates: Any) -> None:
+    a = gates()
+    for _ in range(2 * START_WINDOW):  # single calls' retries: no ticket ever comes back
+        await a.call_turn(blocking=False)
+    reply = await a._call_async(START_WINDOW)
+    assert reply is not None
+    assert all(slot >= 0 for _, slot in reply.slots)  # the window is still open to the fleet
+
+
+# -- a fleet on one key, in virtual time (the real script, a real Redis) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("clients", "skews", "first_trip"),
+    [
+        (2, None, 0.0),
+        (8, None, 0.0),
+        (4, [0.0, 0.0, 3600.0, 3600.0], 0.0),  # two "hosts", local clocks an hour apart
+        (4, None, 1.0),  # nothing answered for a second: the start window holds the fleet back
+    ],
+)
+def test_a_fleet_on_one_key_shares_the_limit(
+    redis_server: RedisServer, clients: int, skews: list[float] | None, first_trip: float
+) -> None:
+    limit = RateLimit(rate=100.0, burst=5)
+    fleet = simulate_fleet(
+        redis_server.url, limit, clients=clients, seconds=8.0, skews=skews, first_trip=first_trip
+    )
+    assert sum(fleet.delivered) >= 0.95 * expected(limit, 8.0 - first_trip), fleet.delivered
+    assert fleet.share_429 <= 0.02
+    assert fleet.fairness >= 0.95, fleet.delivered
+
+
+def test_independent_gates_of_a_fleet_overshoot_where_the_shared_one_does_not(
+    redis_server: RedisServer,
+) -> None:
+    """The simulation can fail: the same fleet with each client's own gate misses a target."""
+    limit = RateLimit(rate=100.0, burst=5)
+    fleet = simulate_fleet(redis_server.url, limit, clients=4, seconds=8.0, shared=False)
+    assert fleet.share_429 > 0.02 or fleet.fairness < 0.95
 
 
 # -- the clock is Redis's --------------------------------------------------------------------

@@ -3,10 +3,10 @@
 The gate's whole state lives in one Redis hash (``key``) and changes only inside one Lua
 script, so every change is atomic and every client sees the same thing: the pause-until after
 a 429 (Retry-After, or the X-RateLimit-Reset), the admission pacing (the next free slot), the
-rate, and the capacity estimate behind it (what every client's requests got through since the
-last episode). The one clock is Redis's ``TIME``: no local timestamp is ever written, and a
-reply states waits as durations, which the local monotonic clock then sleeps. Two hosts whose
-clocks disagree by an hour pace each other exactly as two processes on one host do.
+rate, and the target behind it (measured on every client's answers). The one clock is Redis's
+``TIME``: no local timestamp is ever written, and a reply states waits as durations, which the
+local monotonic clock then sleeps. Two hosts whose clocks disagree by an hour pace each other
+exactly as two processes on one host do.
 
 One round trip per admission at most: the answers that passed and the 429s a client saw ride
 along with its next call (``on_answer`` and ``on_rate_limited`` cost no I/O), and the workers
@@ -14,21 +14,57 @@ of one event loop that ask for a slot while a call is under way share the next c
 whose slot is far out confirms it on waking and queues again if an episode began anywhere
 meanwhile, or a pause now covers it.
 
-The controller in the script is the local ``RateGate``'s (``_gate``), shared: an episode
-starts at a 429 of a request admitted since the last one; what was admitted over the cycle
-since the last episode, per second, is the capacity; pacing restarts at ``BETA`` times it,
-climbs back to it over a probe period, then doubles per period; episodes with no answer in
-between keep the rate and back off from ``MIN_PAUSE`` to ``MAX_PAUSE``. Two differences: a
-key's first use starts slowly (``START_RATE``, doubling every ``DOUBLING`` seconds until the
-first 429), since K processes starting together would otherwise send K times their
-concurrency at once; and the local gate's tests for sporadic 429s and for concurrency limits
-stay local (a shared gate is for a shared rate limit). The hash expires ``ttl`` seconds after
-its last use.
+The controller in the script is the shared gate's own, not a copy of the local ``RateGate``
+(``_gate``): a fleet sees every client's answers in one place, so it measures differently.
+
+- **One schedule.** Every slot comes from one pacing sequence (``ns``: the next free slot, as
+  in GCRA), handed out in the order clients ask: every process that keeps asking gets its
+  share, whatever its clock. A slot is at the rate of its own time, so a ramp goes on ramping.
+- **Slow start of a new key**: ``START_RATE`` admissions/s until the first answer comes
+  back, doubling every ``DOUBLING`` seconds from then; and at most ``START_WINDOW`` plus
+  twice the answers back in flight across the fleet (a worker refused a slot asks again
+  after ``_POLL``). K processes starting together, or a first round trip of seconds (cold
+  processes on a loaded machine), then never send K times their concurrency at once.
+- **Episodes.** An episode starts at a 429 of a request admitted since the last one (as the
+  local gate's). The limit lies below the rate paced at that moment: the new *target* is
+  ``BETA`` of it, or, when the refusal came within half a probe period of the last episode
+  (the fleet was above the limit all along) and at least ``MIN_SAMPLES`` answers came in
+  between, what every client got through over that short cycle (no deeper cut than
+  ``SHORT_CUT``). At the end of slow start the target is the geometric middle of what got
+  through (the ramp spent a while below the limit) and what the ramp handed out. Pacing
+  restarts at ``BETA`` times the target, climbs back to it over one probe period (1 s to
+  ``MAX_PROBE_PERIOD``, ``PROBE_ANSWERS`` fleet admissions), then probes above it, slowly
+  first and faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after
+  three); after slow start's target, which rests on few answers and on a loaded machine
+  often lies well short of the limit, the periods are ``QUICK_PERIOD`` and the probe
+  doubles per period. The local gate measures the cycle's average and the pace of its last
+  admissions instead, and has a slow-start mode of its own; both pause one interval at the
+  new rate at an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or
+  the server's full Retry-After) over 429s in a row with no answer between.
+- **Late requests.** A worker that woke more than two intervals (and ``_LATE_AFTER``)
+  after its slot was starved of CPU with others of its process, which then send together: a
+  burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
+  call's does, but starts no episode (on a loaded machine such refusals would otherwise
+  ratchet the fleet's rate down far below the limit).
+- **What stays local.** The local gate's test for sporadic, rate-independent 429s (their
+  share among requests sent below the measured capacity) is not in the shared script: every
+  such 429 is an episode here, and pacing drifts below what the server would take (a fleet
+  against a server refusing 2% at random, whatever the rate, paces at some 90/s in the
+  simulation, ``tests/_redis_sim.py``, where the local gate stops cutting for them once it
+  has seen a few). Its in-flight cap for concurrency
+  limits is not shared either: the fleet's pacing below the measured throughput keeps the
+  count in service below such a limit (Little's law), and the start window bounds it while
+  the key is new. A 429 saying ``X-RateLimit-Remaining`` > 0 is never the limit (that event
+  waits its Retry-After on its own).
+
+The hash expires ``ttl`` seconds after its last use.
 
 A Redis outage (refused, timed out, any Redis error) degrades to the client's local gate with
 one warning; Redis is tried again every ``retry_interval`` seconds by one caller at a time, and
-an ``info`` line says when it is back. Socket timeouts are short, so an outage costs at most
-one timeout per retry interval, never a blocked or failed emission. redis is imported when the
+an ``info`` line says when it is back (only an answer to a call sent after the failure says
+so). Socket timeouts (``socket_timeout``, 2 s) are long enough that a loaded machine's slow
+answer is not taken for an outage, and short enough that an outage costs at most one timeout
+per retry interval, never a blocked or failed emission. redis is imported when the
 first gate is built, never by ``import ventryx``. On asyncio a URL gate uses one
 ``redis.asyncio`` client per event loop (closed with the loop); on trio, and for blocking
 calls, a ``redis.Redis`` (through a worker thread in async code).
@@ -42,7 +78,7 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -53,31 +89,44 @@ from ventryx._logging import logger
 
 __all__ = ["RedisRateGate"]
 
-BETA = 0.97  # as the local gate
-PROBE_ANSWERS = 50.0
+BETA = 0.97  # pacing after an episode, as a share of the capacity estimate
+PROBE_ANSWERS = 100.0  # fleet admissions per probe period at least (1 s to 10 s)
 MAX_PROBE_PERIOD = 10.0
+PROBE_GAIN = 0.03  # past the target: +6% after one probe period, +30% after two, x2 after 3
+QUICK_PERIOD = 0.5  # ... but after slow start's target (few answers): double per period
+MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
+MIN_SAMPLES = 12  # fleet admissions a short cycle needs to measure the limit ...
+SHORT_CUT = 0.9  # ... which cuts the rate at most this much (a starved fleet gets less through)
 MIN_PAUSE = 0.05
 MAX_PAUSE = 2.0
 MIN_RATE = 0.5
-START_RATE = 20.0  # a key's first use: admissions/s, doubling every ...
-DOUBLING = 0.1  # ... this many seconds until the first 429
-_CONFIRM_AFTER = 0.02  # a worker that slept longer than this confirms its slot on waking
-_MAX_REPORTS = 32  # 429s carried by one call (more in one round trip add nothing)
+START_RATE = 50.0  # a key's first use: admissions/s, doubling every ...
+DOUBLING = 0.1  # ... this many seconds from the first answer, until the first 429
+START_WINDOW = 4  # and before the first 429, in flight at most this plus the answers back
+_POLL = 0.02  # a worker refused a slot by that window asks again after this long
+_CONFIRM_AFTER = 0.005  # a worker that slept longer than this confirms its slot on waking
+_MAX_REPORTS = 32  # 429s described by one call (more in one round trip add nothing)
 
-# ARGV: passed, ttl_ms, max_pause, take, held, held_epoch, then per 429 (epoch, retry_after,
-# reset, age): retry_after and reset -1 when absent (or not to be trusted), age the seconds
-# since its request was admitted. take: slots to hand out (0: only report); held (-1: none):
-# a slot, in Redis's time, taken at held_epoch, to confirm: it stands unless an episode began
-# since or a pause now covers it, else one slot is taken anew.
+# ARGV: now ('' : Redis's TIME; a number: a simulation's virtual clock), passed, returned
+# (429s and lost requests, for the count in flight), ttl_ms, max_pause, take, held,
+# held_epoch, then per 429 (epoch, retry_after, reset, age): retry_after and reset -1 when
+# absent (or not to be trusted), age the seconds since its request was admitted. take: slots
+# to hand out (0: only report); held (-1: none): a slot, in Redis's time, taken at held_epoch,
+# to confirm: it stands unless an episode began since or a pause now covers it, else one slot
+# is taken anew.
 # Returns {epoch, rate ('' when unpaced), streak, pause_left, then wait, slot per slot};
-# times as strings, slots in Redis's time (what the tests check pacing on).
+# times as strings, slots in Redis's time (what the tests check pacing on); a slot of -1 is
+# none (the start window is full): ask again after its wait.
 _SCRIPT = f"""
 if redis.replicate_commands then redis.replicate_commands() end
 local k = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local now = tonumber(ARGV[1])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local v = redis.call('HMGET', k, 'ep', 'ra', 'ns', 'base', 'cap', 'pf', 'pp', 'str', 'ok',
-  'cok0', 'cat', 'ss')
+  'cok0', 'cat', 'fa', 'adm', 'back', 'ss', 'pv')
 local ep = tonumber(v[1]) or 0
 local ra = tonumber(v[2]) or 0
 local ns = tonumber(v[3]) or 0
@@ -89,29 +138,37 @@ local str = tonumber(v[8]) or 0
 local ok = tonumber(v[9]) or 0
 local cok0 = tonumber(v[10]) or 0
 local cat = tonumber(v[11])
-local ss = tonumber(v[12])
+local fa = tonumber(v[12])
+local adm = tonumber(v[13]) or 0
+local back = tonumber(v[14]) or 0
+local ss = tonumber(v[15])
+local pv = tonumber(v[16]) or 0
 local function fmt(x) return string.format('%.6f', x) end
 
 local function rate_at(at)
-  if base == nil then
-    if ss == nil then return nil end
-    return math.min({START_RATE} * 2 ^ ((at - ss) / {DOUBLING}), 1e9)
+  if base == nil then  -- slow start: doubling from the first answer on
+    if fa == nil then return {START_RATE} end
+    return math.min({START_RATE} * 2 ^ (math.max(at - fa, 0) / {DOUBLING}), 1e9)
   end
   local dt = at - pf
   if dt <= 0 then return base end
   if dt <= pp then return base + (cap - base) * dt / pp end
-  return math.min(cap * 2 ^ ((dt - pp) / pp), 1e9)
+  local x = math.min((dt - pp) / pp, {MAX_PROBE_X})
+  if pv > 0 then return cap * 2 ^ x end  -- a target from few answers: find the limit soon
+  return cap * (1 + {PROBE_GAIN} * (x + x * x * x))
 end
 
-local passed = tonumber(ARGV[1])
+local passed = tonumber(ARGV[2])
+back = back + passed + tonumber(ARGV[3])
 if passed > 0 then
   ok = ok + passed
   str = 0
-  if cat == nil then cat = now end
 end
+if cat == nil and back > 0 then cat = now end
+if fa == nil and back > 0 then fa = now end
 
-local max_pause = tonumber(ARGV[3])
-local n = 7
+local max_pause = tonumber(ARGV[5])
+local n = 9
 while ARGV[n] do
   local e = tonumber(ARGV[n])
   local trusted = tonumber(ARGV[n + 1])
@@ -136,66 +193,82 @@ while ARGV[n] do
     ns = ra
     pf = ra
   else
+    -- Refused at the rate paced now (before): the limit is below it. The new target is
+    -- BETA of that; a refusal soon after the last episode (half a probe period) means the
+    -- fleet was above the limit all along, and what every client got through over that (once
+    -- it is a few), per second, is the limit. At the end of slow start the limit lies between
+    -- what got through (the ramp was below it for a while) and the ramp's rate: the middle.
     local span = math.max(now - cat, age, 0.001)
     local admitted = ok - cok0
     local before = rate_at(now)
-    local capacity = 0
-    if admitted > 0 then capacity = admitted / span end
-    local rate
-    if capacity > 0 then
-      rate = {BETA} * capacity
-      if before ~= nil then rate = math.min(rate, before * {BETA}) end
-    elseif before ~= nil then
-      rate = before / 2
+    local got = admitted / span
+    local target
+    pv = 1
+    if admitted == 0 then
+      target = before / 2
+    elseif base == nil then  -- (the ramp's rate, or what it handed out if the window held it)
+      local sent = adm / math.max(now - (ss or now), age, 0.001)
+      target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(math.min(before, sent), got))
     else
-      rate = {MIN_RATE}
+      target = {BETA} * before
+      pv = 0
+      if now - cat < pp / 2 and admitted >= {MIN_SAMPLES} and got < target then
+        target = math.max(got, {SHORT_CUT} * before)
+      end
     end
-    rate = math.max(rate, {MIN_RATE})
+    target = math.max(target, {MIN_RATE})
+    local rate = math.max({BETA} * target, {MIN_RATE})
     ep = ep + 1
     str = 1
-    local pause = 1 / rate
-    if trusted >= 0 then pause = trusted elseif reset >= 0 then pause = math.min(pause, reset) end
-    ra = math.max(ra, now + math.min(pause, max_pause))
+    ra = math.max(ra, now + math.min(1 / rate, max_pause))
     ns = ra
     base = rate
-    cap = math.max(capacity, rate)
+    cap = target
     pf = math.max(now, ra)
-    pp = math.max(1.0, math.min({PROBE_ANSWERS} / math.max(cap, {MIN_RATE}), {MAX_PROBE_PERIOD}))
+    pp = math.max(1.0, math.min({PROBE_ANSWERS} / cap, {MAX_PROBE_PERIOD}))
+    if pv > 0 then pp = {QUICK_PERIOD} end
     cat = now
     cok0 = ok
   end
   n = n + 4
 end
 
-local take = tonumber(ARGV[4])
-local held = tonumber(ARGV[5])
-if ss == nil and take > 0 then ss = now end
+local take = tonumber(ARGV[6])
+local held = tonumber(ARGV[7])
 local rate = rate_at(now)
 local slots = {{}}
 if held >= 0 then
-  if held >= ra and tonumber(ARGV[6]) == ep then slots[1] = held; take = 0 else take = 1 end
+  if held >= ra and tonumber(ARGV[8]) == ep then slots[1] = held; take = 0 else take = 1 end
 end
-for _ = 1, take do  -- each slot at the rate of its own time (a ramp goes on ramping)
-  local start = math.max(now, ra)
-  if rate ~= nil then
-    start = math.max(start, ns)
-    ns = start + 1 / rate_at(start)
-  end
+local room = take
+if base == nil then  -- slow start: in flight at most the start window plus what came back
+  room = math.max(math.min(take, {START_WINDOW} + 2 * back - adm), 0)
+end
+for _ = 1, room do  -- each slot at the rate of its own time (a ramp goes on ramping)
+  local start = math.max(now, ra, ns)
+  ns = start + 1 / rate_at(start)
   slots[#slots + 1] = start
 end
+adm = adm + room
+if ss == nil and room > 0 then ss = now end
 
 redis.call('HSET', k, 'ep', ep, 'ra', fmt(ra), 'ns', fmt(ns), 'cap', fmt(cap), 'pf', fmt(pf),
-  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0)
+  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0, 'adm', adm, 'back', back, 'pv', pv)
 if base ~= nil then redis.call('HSET', k, 'base', fmt(base)) end
 if cat ~= nil then redis.call('HSET', k, 'cat', fmt(cat)) end
+if fa ~= nil then redis.call('HSET', k, 'fa', fmt(fa)) end
 if ss ~= nil then redis.call('HSET', k, 'ss', fmt(ss)) end
-redis.call('PEXPIRE', k, ARGV[2])
+redis.call('PEXPIRE', k, ARGV[4])
 local shown = ''
-if rate ~= nil then shown = fmt(rate) end
+if base ~= nil then shown = fmt(rate) end
 local reply = {{ep, shown, str, fmt(math.max(ra - now, 0))}}
 for _, at in ipairs(slots) do
   reply[#reply + 1] = fmt(math.max(at - now, 0))
   reply[#reply + 1] = fmt(at)
+end
+for _ = room + 1, take do
+  reply[#reply + 1] = fmt({_POLL})
+  reply[#reply + 1] = '-1'
 end
 return reply
 """
@@ -224,6 +297,9 @@ class _Reply:
 
 
 _SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local gate's: others)
+_LATE = object()  # ... of one sent well after its slot: its 429 may be a burst's, not the limit's
+_OURS = (_SHARED, _LATE)
+_LATE_AFTER = 0.02  # late: more than this, and more than two intervals of the shared rate
 
 
 # A slot as a waiter sees it: (local deadline, Redis time, epoch, local time the pause ends).
@@ -277,7 +353,7 @@ class RedisRateGate:
         key: str = "ventryx:rate-gate",
         ttl: float = 600.0,
         max_pause: float = 60.0,
-        socket_timeout: float = 0.5,
+        socket_timeout: float = 2.0,
         retry_interval: float = 1.0,
     ) -> None:
         if not isinstance(key, str) or not key or len(key) > 512:
@@ -321,8 +397,13 @@ class RedisRateGate:
         self.local = RateGate()  # the fallback while Redis is unreachable
         self._lock = threading.Lock()
         self._passed = 0
+        self._returned = 0  # 429s and lost requests since the last call (the count in flight)
+        # The clocks: local monotonic time, and (a simulation's) virtual Redis time.
+        self._clock: Callable[[], float] = time.monotonic
+        self._virtual: Callable[[], float] | None = None
         self._reports: list[tuple[int, float, float, float]] = []
         self._down_until = -math.inf  # monotonic: local gate only until then
+        self._down_at = -math.inf  # when it last failed while shared
         self._probing = False
         self._degraded = False
         self._streak = 0
@@ -353,6 +434,7 @@ class RedisRateGate:
         """Wait for a slot of the shared pacing; ``None`` when the part of the wait inside a
         pause after 429s (not pacing) would exceed ``budget`` (the ticket's ``waited``)."""
         waited = 0.0
+        late = 0.0  # how late the worker woke for its slot (a starved process sends in bursts)
         got = await self._take()
         while True:
             if got is None:  # Redis unreachable: this client's own gate
@@ -361,21 +443,29 @@ class RedisRateGate:
                     ticket.waited += waited
                 return ticket
             deadline, slot, epoch, pause_end = got
-            now = time.monotonic()
+            now = self._clock()
+            if slot < 0:  # the start window is full: ask again shortly (pacing, not a pause)
+                await anyio.sleep(max(deadline - now, 0.0))
+                got = await self._take()
+                continue
             paused = max(min(deadline, pause_end) - now, 0.0)
             if waited + paused > budget:
                 return None  # the slot goes unused: one interval of the shared rate
             wait = deadline - now
             if wait > 0:
                 await anyio.sleep(wait)
+            late = max(late, self._clock() - deadline)
             waited += paused
             if wait < _CONFIRM_AFTER:
-                ticket = Ticket(epoch, time.monotonic(), 0, _SHARED)
+                data = _SHARED if late <= self._late_after() else _LATE
+                ticket = Ticket(epoch, self._clock(), 0, data)
                 ticket.waited = waited
                 return ticket
             # A long wait: an episode may have begun elsewhere meanwhile; if so, a new slot.
             reply = await self._call_async(1, slot, epoch)
             got = None if reply is None else reply.slot(0)
+            if got is not None and got[1] != slot:
+                late = 0.0  # a new slot: how late this one is used is what counts
 
     async def _take(self) -> _Slot | None:
         """One slot; the workers of this thread that ask meanwhile share one Redis call."""
@@ -408,15 +498,18 @@ class RedisRateGate:
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
         """An answer other than 429: counted towards the shared capacity estimate."""
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             self.local.on_answer(ticket, headers)
             return
         with self._lock:
             self._passed += 1
 
     def on_lost(self, ticket: Ticket) -> None:
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             self.local.on_lost(ticket)
+            return
+        with self._lock:
+            self._returned += 1
 
     def on_rate_limited(
         self,
@@ -431,8 +524,10 @@ class RedisRateGate:
         Returns what this event waits on its own: nothing, but where the server says there is
         room (``X-RateLimit-Remaining`` > 0: not the limit), its Retry-After.
         """
-        if ticket.data is not _SHARED:
+        if ticket.data not in _OURS:
             return self.local.on_rate_limited(ticket, retry_after, headers, max_pause=max_pause)
+        with self._lock:
+            self._returned += 1
         cap = min(max_pause, self._max_pause)
         trusted = retry_after if retry_after is not None and retry_after <= cap else None
         if headers is not None and headers.remaining is not None and headers.remaining >= 1:
@@ -440,9 +535,17 @@ class RedisRateGate:
         reset = -1.0
         if headers is not None and headers.remaining == 0 and headers.reset is not None:
             reset = min(headers.reset, cap)
-        age = max(time.monotonic() - ticket.issued_at, 0.0)
-        self._report(ticket.epoch, -1.0 if trusted is None else trusted, reset, age)
+        age = max(self._clock() - ticket.issued_at, 0.0)
+        # A request sent late was part of a burst the schedule never made (this process was
+        # starved of CPU, its workers woke together): its 429 pauses everyone for its
+        # Retry-After, as a single call's does, but measures nothing.
+        epoch = ticket.epoch if ticket.data is _SHARED else -2
+        self._report(epoch, -1.0 if trusted is None else trusted, reset, age)
         return 0.0
+
+    def _late_after(self) -> float:
+        rate = self._rate
+        return math.inf if rate is None else max(_LATE_AFTER, 2.0 / rate)
 
     def _report(self, epoch: int, trusted: float, reset: float, age: float) -> None:
         with self._lock:
@@ -464,33 +567,41 @@ class RedisRateGate:
     async def call_turn(self, *, blocking: bool) -> float:
         """The seconds a single call's retry waits for its slot of the shared pacing."""
         reply = self._call_blocking(1) if blocking else await self._call_async(1)
-        return 0.0 if reply is None else max(reply.slots[0][0] - time.monotonic(), 0.0)
+        if reply is None:
+            return 0.0
+        if reply.slots[0][1] >= 0:  # no ticket comes back for it: not counted in flight
+            with self._lock:
+                self._returned += 1
+        return max(reply.slots[0][0] - self._clock(), 0.0)
 
     # -- Redis ----------------------------------------------------------------------------------
 
     def _use_local(self) -> bool:
-        return self._degraded and time.monotonic() < self._down_until
+        return self._degraded and self._clock() < self._down_until
 
     def _args(self, take: int, held: float, held_epoch: int) -> list[object] | None:
         """The script's arguments (taking what is pending), or None to stay local for now."""
         with self._lock:
             if self._degraded:
-                if time.monotonic() < self._down_until or self._probing:
+                if self._clock() < self._down_until or self._probing:
                     return None
                 self._probing = True  # one caller tries Redis again; the rest stay local
             passed, self._passed = self._passed, 0
+            returned, self._returned = self._returned, 0
             reports, self._reports = self._reports, []
-        args: list[object] = [passed, self._ttl_ms, self._max_pause, take, held, held_epoch]
+        now = "" if self._virtual is None else f"{self._virtual():.6f}"
+        args: list[object] = [now, passed, returned, self._ttl_ms, self._max_pause, take]
+        args += [held, held_epoch]
         for report in reports:
             args += report
         return args
 
     def _parse(self, raw: Any, sent: float) -> _Reply:
-        reply = _Reply(raw, (sent + time.monotonic()) / 2)
+        reply = _Reply(raw, (sent + self._clock()) / 2)
         with self._lock:
             self._rate, self._streak = reply.rate, reply.streak
             self._probing = False
-            if self._degraded:
+            if self._degraded and sent >= self._down_at:  # not a call sent before it failed
                 self._degraded = False
                 logger.info("rate gate %r: Redis is reachable again, sharing resumed", self.key)
         return reply
@@ -499,10 +610,11 @@ class RedisRateGate:
         with self._lock:
             self.errors += 1
             self._probing = False
-            self._down_until = time.monotonic() + self._retry_interval
+            self._down_until = self._clock() + self._retry_interval
             if self._degraded:
                 return
             self._degraded = True
+            self._down_at = self._clock()
         logger.warning(
             "rate gate %r: Redis unreachable (%s); using this client's own gate, retrying every "
             "%.1f s",
@@ -553,7 +665,7 @@ class RedisRateGate:
         if self._sync is None:  # only an asyncio client: a blocking caller cannot use it
             self._failed(ConfigurationError("a redis.asyncio client cannot serve blocking calls"))
             return None
-        sent = time.monotonic()
+        sent = self._clock()
         try:
             return self._parse(self._run_sync(args), sent)
         except Exception as exc:  # noqa: BLE001 - any Redis failure degrades, never fails a call
@@ -564,12 +676,14 @@ class RedisRateGate:
         args = self._args(take, held, epoch)
         if args is None:
             return None
-        sent = time.monotonic()
+        sent = self._clock()
         try:
             if self._async is not None:
                 if _backend() != "asyncio":
                     raise ConfigurationError("a redis.asyncio client works on asyncio only")
                 raw = await self._run_async(self._async, args)
+            elif self._virtual is not None:  # a simulation: no thread, no time passes
+                raw = self._run_sync(args)
             elif self._url is not None and _backend() == "asyncio":
                 raw = await self._run_async(await self._loop_client(), args)
             else:
