@@ -24,6 +24,7 @@ from _ratesim import Result, SimSender
 from ventryx import AsyncVentryx, RedisRateGate, RetryPolicy
 from ventryx._bulk._engine import Engine
 from ventryx._bulk._gate import RateGate
+from ventryx._bulk._options import BulkOptions
 from ventryx.testing._ratelimit import RateLimit, make_limiter
 
 
@@ -101,17 +102,20 @@ def simulate_fleet(
                     api_key="vx_sim", base_url="https://sim.invalid/v1", retry_policy=policy
                 )
                 sender = _Sender(limiter, latency, fleet.results[i], seed + i, first_trip)
+                options = BulkOptions.of(
+                    {
+                        "concurrency": concurrency,
+                        "max_retries": 3,
+                        "max_rate_limit_wait": 600.0,
+                        "cancel_grace": 0.0,
+                    },
+                    client._pipeline.options,
+                )
                 engine = Engine(
                     client._pipeline,
                     gate if shared else RateGate(clock=trio.current_time, sleep=trio.sleep),
                     fleet.results[i].summary,
-                    concurrency=concurrency,
-                    max_retries=3,
-                    max_rate_limit_wait=600.0,
-                    cancel_grace=0.0,
-                    on_result=None,
-                    on_progress=None,
-                    progress_interval=1.0,
+                    options,
                     sender=sender,
                 )
 
