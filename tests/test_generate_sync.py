@@ -114,6 +114,29 @@ def test_a_new_async_method_reaches_the_sync_twin(repo: Path) -> None:
     assert check(repo, "--check").returncode == 0
 
 
+def test_a_body_runs_as_is_only_when_it_reads_public_names(repo: Path) -> None:
+    """A body naming no ``await``, private or ``Async`` name is copied; any other passes the
+    call on to the async object."""
+    source = repo / "ventryx" / "_pagination.py"
+    text = source.read_text()
+    anchor = "    def __len__(self) -> int:\n"
+    methods = (
+        "    def is_full(self) -> bool:\n"
+        "        return len(self.data) == self.meta.per_page\n\n"
+        "    def first(self) -> _T:\n"
+        "        return self._data[0]\n\n"
+    )
+    source.write_text(text.replace(anchor, methods + anchor, 1))
+    assert check(repo).returncode == 0
+    generated = (repo / "ventryx_sync" / "_pagination.py").read_text()
+    assert (
+        "    def is_full(self) -> bool:\n        return len(self.data) == self.meta.per_page\n"
+        in (generated)
+    )
+    assert "    def first(self) -> _T:\n        return self._inner.first()\n" in generated
+    assert "self._data" not in generated
+
+
 def test_every_generated_file_says_so() -> None:
     for path in (ROOT / "ventryx_sync").rglob("*.py"):
         assert path.read_text().startswith(HEADER), path

@@ -71,8 +71,22 @@ class Step:
         return self.fields.get(name, default)
 
 
+def _own_fields_first(cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """A model's own fields, then ``_Answer``'s: the reprs read ``id=...`` first."""
+    shared = attrs.fields_dict(_Answer)
+    return sorted(fields, key=lambda field: field.name in shared)
+
+
 @attrs.frozen(kw_only=True)
-class Workflow:
+class _Answer:
+    """What every object a call returns carries besides its own fields."""
+
+    extra: Mapping[str, Any] = attrs.field(factory=_empty)
+    raw_response: RawResponse | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True, field_transformer=_own_fields_first)
+class Workflow(_Answer):
     """A workflow: a trigger event and the steps it runs."""
 
     id: str
@@ -81,30 +95,24 @@ class Workflow:
     steps: tuple[Step, ...]
     created_at: datetime
     updated_at: datetime | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=_empty)
-    raw_response: RawResponse | None = attrs.field(default=None, eq=False, repr=False)
 
 
-@attrs.frozen(kw_only=True)
-class Event:
+@attrs.frozen(kw_only=True, field_transformer=_own_fields_first)
+class Event(_Answer):
     """An event that was emitted, with its free-form ``data``."""
 
     id: str
     type: str
     data: Mapping[str, Any]
     created_at: datetime
-    extra: Mapping[str, Any] = attrs.field(factory=_empty)
-    raw_response: RawResponse | None = attrs.field(default=None, eq=False, repr=False)
 
 
-@attrs.frozen(kw_only=True)
-class DeletedWorkflow:
+@attrs.frozen(kw_only=True, field_transformer=_own_fields_first)
+class DeletedWorkflow(_Answer):
     """The answer to a delete: the id and ``deleted=True``."""
 
     id: str
     deleted: bool
-    extra: Mapping[str, Any] = attrs.field(factory=_empty)
-    raw_response: RawResponse | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

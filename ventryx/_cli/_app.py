@@ -13,6 +13,7 @@ import anyio
 from ventryx._cli import _commands, _emit_file, _outbox
 from ventryx._cli._output import print_error
 from ventryx._cli._progress import PROGRESS_MODES
+from ventryx._cli_options import add_valued
 from ventryx._constants import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from ventryx._errors import APIError, ConfigurationError, InvalidInputError
 from ventryx._version import __version__
@@ -114,20 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     emit_file.add_argument("file", metavar="FILE.jsonl")
-    emit_file.add_argument(
-        "--concurrency", type=int, default=32, metavar="N", help="requests in flight (default: 32)"
-    )
+    add_valued(emit_file, "--concurrency", 32, "requests in flight", metavar="N")
     emit_file.add_argument(
         "--failures",
         metavar="FILE",
         help="where the lines not delivered go (default: FILE.jsonl.failures)",
     )
-    emit_file.add_argument(
-        "--key-field",
-        default="key",
-        metavar="NAME",
-        help="the field whose value makes re-sending a line safe (default: key)",
-    )
+    key_field = "the field whose value makes re-sending a line safe"
+    add_valued(emit_file, "--key-field", "key", key_field, metavar="NAME")
     emit_file.add_argument(
         "--no-derived-keys",
         action="store_true",
@@ -144,13 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="aiohttp (fast; the `aiohttp` extra) or httpx; auto: aiohttp when installed",
     )
-    emit_file.add_argument(
-        "--stop-after-connection-failures",
-        type=int,
-        default=50,
-        metavar="N",
-        help="stop after N attempts in a row got no answer (default: 50; 0: never)",
-    )
+    no_answer = "stop after N attempts in a row got no answer (0: never)"
+    add_valued(emit_file, "--stop-after-connection-failures", 50, no_answer, metavar="N")
     _progress_option(emit_file)
     emit_file.set_defaults(runner=_emit_file.events_emit_file)
 
@@ -165,9 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(runner=_serve)
 
     demo = nouns.add_parser("demo", help="a tour of the SDK against an embedded local server")
-    demo.add_argument(
-        "--events", type=int, default=10_000, metavar="N", help="bulk events (default: 10000)"
-    )
+    add_valued(demo, "--events", 10_000, "bulk events", metavar="N")
     demo.add_argument(
         "--concurrency",
         type=int,

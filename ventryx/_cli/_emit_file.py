@@ -24,6 +24,7 @@ import os
 import shlex
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -126,9 +127,7 @@ class FileRun:
     namespace: str | None
     lines: Iterator[tuple[int, str]]
     pending: dict[int, tuple[int, str, bool]] = attrs.field(factory=lambda: {})
-    invalid: int = 0
-    not_delivered: int = 0
-    unread: int = 0
+    written: Counter[str] = attrs.field(factory=Counter[str])  # failures file lines, by status
     ignored_lines: int = 0
     shown: int = 0
     interrupted: bool = False
@@ -145,6 +144,7 @@ class FileRun:
     ) -> None:
         """Write the line to the failures file and why to the reasons file; show the first."""
         self.failures.write(line + "\n")
+        self.written[status] += 1
         record: dict[str, Any] = {"line": line_number, "status": status, "reason": reason}
         if key is not None:
             record["key"] = key
@@ -161,7 +161,6 @@ class FileRun:
         line = raw.rstrip("\r\n")
         parsed = parse_line(line, self.key_field, namespace=self.namespace, line_number=number)
         if isinstance(parsed, str):
-            self.invalid += 1
             self.problem(number, line, "invalid", parsed)
             return line, None
         if parsed.ignored:
@@ -191,7 +190,6 @@ class FileRun:
         number, line, derived = self.pending.pop(outcome.index)
         if outcome.status == "delivered":
             return
-        self.not_delivered += 1
         if outcome.error is not None:
             reason = f"{outcome.status}: {describe_error(outcome.error)}"
         else:
@@ -221,7 +219,6 @@ class FileRun:
     def finish(self) -> None:
         """Record what never got an outcome: pulled without a result (a crash), and unread."""
         for number, line, derived in self.pending.values():
-            self.not_delivered += 1
             self.undelivered(number, line, derived, "indeterminate", STATUS_TEXT["indeterminate"])
         self.pending.clear()
         for number, raw in self.lines:
@@ -229,7 +226,6 @@ class FileRun:
                 continue
             line, parsed = self.parse(number, raw)
             if parsed is not None:
-                self.unread += 1
                 reason = "not sent: the run stopped before this line was read"
                 self.undelivered(number, line, parsed.derived, "unread", reason)
 
@@ -322,7 +318,7 @@ def events_emit_file(args: argparse.Namespace) -> int:
     report(args, summary, run, target, stopped)
     if run.interrupted:
         return EXIT_INTERRUPTED
-    return 1 if stopped or run.invalid or run.not_delivered or run.unread else 0
+    return 1 if stopped or run.written.total() else 0
 
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
@@ -356,7 +352,7 @@ async def send(
         with make_progress(mode, total, f"emitting {Path(args.file).name}") as view:
 
             def show(progress: Any) -> None:
-                view.invalid = run.invalid
+                view.invalid = run.written["invalid"]
                 view.update(progress)
 
             with emitting:
@@ -403,16 +399,16 @@ def report(
     target: Path,
     stopped: APIError | None,
 ) -> None:
-    not_delivered = run.not_delivered + run.unread
-    failed = run.invalid + not_delivered
-    lines = summary.pulled + run.invalid + run.unread
+    invalid, unread, failed = run.written["invalid"], run.written["unread"], run.written.total()
+    not_delivered = failed - invalid
+    lines = summary.pulled + invalid + unread
     reasons = reasons_path(target)
     if args.json:
         counts: dict[str, object] = dict(summary.counts.items())
         counts.update(
             lines=lines,
-            invalid=run.invalid,
-            unread=run.unread,
+            invalid=invalid,
+            unread=unread,
             ignored_fields=run.ignored_lines,
             retries=summary.retries,
             elapsed=round(summary.elapsed, 3),
@@ -437,13 +433,13 @@ def report(
     sys.stdout.write(
         f"{head} {summary.delivered:,} of {lines:,} lines in {summary.elapsed:.1f}s "
         f"({rate:,.0f}/s), {summary.retries:,} retries; "
-        f"{run.invalid:,} invalid, {not_delivered:,} not delivered\n"
+        f"{invalid:,} invalid, {not_delivered:,} not delivered\n"
     )
     if not_delivered:
         parts = [
             (summary.rejected, "rejected"),
             (summary.failed, "out of retries"),
-            (summary.not_sent + run.unread, "not sent"),
+            (summary.not_sent + unread, "not sent"),
             (summary.indeterminate, "sent without an answer (may have been applied)"),
         ]
         shown = ", ".join(f"{count:,} {what}" for count, what in parts if count)

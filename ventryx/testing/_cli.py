@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ventryx._cli_options import add_valued
 from ventryx.testing._config import DEFAULT_TEST_KEY, ServerConfig
 from ventryx.testing._faults import FAULT_KINDS, Fault, FaultRule
 from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, SHAPES, RateLimit, Shape
@@ -55,15 +56,8 @@ def parse_fault(spec: str) -> FaultRule:
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the server's options to ``parser``."""
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=8080,
-        help="port to bind, 0 for a free one (default: %(default)s)",
-    )
+    add_valued(parser, "--host", "127.0.0.1", "interface to bind")
+    add_valued(parser, "--port", 8080, "port to bind, 0 for a free one")
     parser.add_argument(
         "--api-key",
         action="append",
@@ -74,71 +68,31 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit", type=float, metavar="R", help="allow R requests per second (token bucket)"
     )
-    parser.add_argument(
-        "--burst", type=int, default=1, metavar="B", help="bucket capacity (default: 1)"
-    )
-    parser.add_argument(
-        "--retry-after",
-        choices=RETRY_AFTER_FORMS,
-        default="fractional",
-        help="how a 429 states the wait (default: %(default)s)",
-    )
+    add_valued(parser, "--burst", 1, "bucket capacity", metavar="B")
+    retry_after = "how a 429 states the wait"
+    add_valued(parser, "--retry-after", "fractional", retry_after, choices=RETRY_AFTER_FORMS)
     parser.add_argument(
         "--limiter",
         choices=SHAPES,
-        default=None,
         help="the limiter's shape (default: token_bucket when --rate-limit is given)",
     )
-    parser.add_argument(
-        "--window",
-        type=float,
-        default=1.0,
-        metavar="W",
-        help="window seconds of fixed_window/sliding_window: R*W requests a window (default: 1)",
-    )
-    parser.add_argument(
-        "--max-in-service",
-        type=int,
-        default=1,
-        metavar="N",
-        help="requests in service at once of the concurrency limiter (default: 1)",
-    )
-    parser.add_argument(
-        "--sporadic",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="the sporadic limiter's 429 probability, whatever the rate (default: 0)",
-    )
-    parser.add_argument(
-        "--sporadic-wait",
-        type=float,
-        default=0.05,
-        metavar="S",
-        help="the wait a sporadic 429 names (default: 0.05)",
-    )
-    parser.add_argument(
-        "--latency",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="seconds each admitted request spends in service (default: 0)",
-    )
+    window = "window seconds of fixed_window/sliding_window: R*W requests a window"
+    add_valued(parser, "--window", 1.0, window, metavar="W")
+    in_service = "requests in service at once of the concurrency limiter"
+    add_valued(parser, "--max-in-service", 1, in_service, metavar="N")
+    sporadic = "the sporadic limiter's 429 probability, whatever the rate"
+    add_valued(parser, "--sporadic", 0.0, sporadic, metavar="P")
+    add_valued(parser, "--sporadic-wait", 0.05, "the wait a sporadic 429 names", metavar="S")
+    latency = "seconds each admitted request spends in service"
+    add_valued(parser, "--latency", 0.0, latency, metavar="S")
     parser.add_argument(
         "--no-rate-headers", action="store_true", help="send no X-RateLimit-* headers"
     )
     parser.add_argument(
         "--fault", action="append", dest="faults", type=parse_fault, metavar="SPEC", help=FAULT_HELP
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of probabilistic faults (default: 0)"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=1_048_576,
-        help="largest accepted body (default: %(default)s)",
-    )
+    add_valued(parser, "--seed", 0, "seed of probabilistic faults")
+    add_valued(parser, "--max-body-bytes", 1_048_576, "largest accepted body")
     parser.add_argument(
         "--no-record", action="store_true", help="do not keep a log of every request"
     )
