@@ -21,7 +21,7 @@ import trio.testing
 
 from ventryx import AsyncVentryx, RetryPolicy
 from ventryx._bulk._engine import Engine
-from ventryx._bulk._gate import RateGate, Ticket
+from ventryx._bulk._gate import RateGate, Refusal, Ticket
 from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkSummary
 from ventryx._pipeline import error_from_response
@@ -118,11 +118,9 @@ class OldGateAdapter:
     def on_answer(self, ticket: Ticket, headers: Any = None) -> None:
         self._gate.passed()
 
-    def on_rate_limited(
-        self, ticket: Ticket, retry_after: float | None, headers: Any = None, *, max_pause: float
-    ) -> float:
+    def on_rate_limited(self, ticket: Ticket, refusal: Refusal) -> float:
         backoff = self._policy.backoff(self._gate.streak + 1)
-        self._gate.rate_limited(ticket.epoch, retry_after, backoff)
+        self._gate.rate_limited(ticket.epoch, refusal.retry_after, backoff)
         return 0.0
 
     def on_lost(self, ticket: Ticket) -> None:

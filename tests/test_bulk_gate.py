@@ -7,7 +7,14 @@ import math
 import anyio
 import pytest
 
-from ventryx._bulk._gate import MAX_PAUSE, MIN_PAUSE, RateGate, RateHeaders, parse_rate_headers
+from ventryx._bulk._gate import (
+    MAX_PAUSE,
+    MIN_PAUSE,
+    RateGate,
+    RateHeaders,
+    Refusal,
+    parse_rate_headers,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +55,7 @@ async def test_a_429_pauses_everyone_and_a_second_in_a_row_waits_retry_after() -
         gate.on_answer(ticket)
     ticket = gate.admit_now()
     assert ticket is not None
-    assert gate.on_rate_limited(ticket, 0.5, max_pause=60) == 0.0
+    assert gate.on_rate_limited(ticket, Refusal(0.5, max_pause=60)) == 0.0
     assert gate.admit_now() is None  # everyone waits
     rate = gate.rate
     assert rate is not None
@@ -58,7 +65,7 @@ async def test_a_429_pauses_everyone_and_a_second_in_a_row_waits_retry_after() -
     assert probe is not None
     assert clock.now == pytest.approx(start + 1 / rate)  # one interval at the new rate
     assert gate.admit_now() is None  # one request tells whether the limit is still spent
-    gate.on_rate_limited(probe, 0.5, max_pause=60)
+    gate.on_rate_limited(probe, Refusal(0.5, max_pause=60))
     start = clock.now
     assert await gate.admit() is not None
     assert clock.now == pytest.approx(start + 0.5)  # refused again: the Retry-After in full
@@ -69,7 +76,7 @@ async def test_retry_after_beyond_the_cap_does_not_pause_the_client() -> None:
     for huge in (1e308, 3600.0, 10 * 365 * 86400.0):
         ticket = gate.admit_now() or await gate.admit()
         assert ticket is not None
-        gate.on_rate_limited(ticket, huge, max_pause=5.0)
+        gate.on_rate_limited(ticket, Refusal(huge, max_pause=5.0))
         before = clock.now
         ticket = await gate.admit()
         assert ticket is not None
@@ -86,7 +93,7 @@ async def test_429_forever_with_retry_after_zero_is_not_flooded() -> None:
         assert ticket is not None
         sent += 1
         clock.now += 0.001  # the 429 comes back at once
-        gate.on_rate_limited(ticket, 0.0, max_pause=60.0)
+        gate.on_rate_limited(ticket, Refusal(0.0, max_pause=60.0))
     # the floor doubles from MIN_PAUSE to MAX_PAUSE: a few requests a second at most
     assert sent <= math.log2(MAX_PAUSE / MIN_PAUSE) + 2 + 20.0 / MAX_PAUSE
     assert gate.in_flight == 0
@@ -96,10 +103,10 @@ async def test_budget_ends_a_wait_but_pacing_does_not_count() -> None:
     gate, clock = make()
     ticket = gate.admit_now()
     assert ticket is not None
-    gate.on_rate_limited(ticket, 30.0, max_pause=60.0)
+    gate.on_rate_limited(ticket, Refusal(30.0, max_pause=60.0))
     probe = await gate.admit()
     assert probe is not None
-    gate.on_rate_limited(probe, 30.0, max_pause=60.0)  # refused again: a 30 s pause
+    gate.on_rate_limited(probe, Refusal(30.0, max_pause=60.0))  # refused again: a 30 s pause
     before = clock.now
     assert await gate.admit(budget=1.0) is None
     assert clock.now - before == pytest.approx(1.0)
@@ -113,7 +120,7 @@ async def test_remaining_above_zero_is_not_a_limit() -> None:
     gate, _ = make()
     ticket = gate.admit_now()
     assert ticket is not None
-    own = gate.on_rate_limited(ticket, 0.2, RateHeaders(10, 5, 1), max_pause=60.0)
+    own = gate.on_rate_limited(ticket, Refusal(0.2, RateHeaders(10, 5, 1), max_pause=60.0))
     assert own == pytest.approx(0.2)  # this event waits; the gate does not pause
     assert gate.episodes == 0
     assert gate.admit_now() is not None
@@ -137,7 +144,7 @@ async def test_a_long_idle_probe_does_not_overflow() -> None:
     ticket = gate.admit_now()
     assert ticket is not None
     clock.now += 0.01
-    gate.on_rate_limited(ticket, None, max_pause=60.0)  # a cold start: slow start
+    gate.on_rate_limited(ticket, Refusal(None, max_pause=60.0))  # a cold start: slow start
     clock.now += 1e6  # nothing sent for a long time
     rate = gate.rate
     assert rate is not None

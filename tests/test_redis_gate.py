@@ -31,7 +31,7 @@ from ventryx import (
     RedisRateGate,
     RetryPolicy,
 )
-from ventryx._bulk._gate import Ticket
+from ventryx._bulk._gate import Refusal, Ticket
 from ventryx._bulk._redis_gate import _LATE, _SHARED, START_WINDOW
 from ventryx.testing import LocalServer, RateLimit, ServerConfig
 
@@ -90,7 +90,7 @@ async def refused_twice(gate: RedisRateGate, seconds: float) -> None:
     for _ in range(2):  # the first pauses one interval at the new rate, whatever it says
         ticket = await gate.admit()
         assert ticket is not None
-        assert gate.on_rate_limited(ticket, seconds) == 0.0  # its pause is everyone's
+        assert gate.on_rate_limited(ticket, Refusal(seconds)) == 0.0  # its pause is everyone's
         assert await gate._call_async(0) is not None
 
 
@@ -188,7 +188,9 @@ async def test_one_answer_cannot_pause_everyone_past_max_pause(gates: Any) -> No
     a = gates(max_pause=0.5)
     ticket = await a.admit()
     assert ticket is not None
-    a.on_rate_limited(ticket, 3600.0)  # not trusted: that event fails, nobody waits an hour
+    a.on_rate_limited(
+        ticket, Refusal(3600.0)
+    )  # not trusted: that event fails, nobody waits an hour
     reply = await a._call_async(0)
     assert reply is not None
     assert reply.pause <= 0.5
@@ -260,13 +262,13 @@ async def test_a_429_of_a_request_sent_late_pauses_but_measures_nothing(gates: A
     assert answered is not None
     a.on_answer(answered)  # an answer since the episode: the next 429 of this epoch is news
     late = Ticket(reply.epoch, a._clock(), 0, _LATE)  # its worker woke long after its slot
-    a.on_rate_limited(late, 0.4)
+    a.on_rate_limited(late, Refusal(0.4))
     after = await a._call_async(1)
     assert after is not None
     assert after.epoch == reply.epoch  # no episode: the rate stands
     assert after.rate == pytest.approx(reply.rate, rel=0.2)
     assert after.pause > 0.2  # but its Retry-After pauses everyone, as a single call's does
-    a.on_rate_limited(Ticket(after.epoch, a._clock(), 0, _SHARED), 0.4)
+    a.on_rate_limited(Ticket(after.epoch, a._clock(), 0, _SHARED), Refusal(0.4))
     cut = await a._call_async(0)
     assert cut is not None
     assert cut.epoch == after.epoch + 1  # the same 429 on time is an episode

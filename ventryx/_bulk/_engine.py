@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ventryx._bulk._gate import Gate, Ticket, parse_rate_headers
+from ventryx._bulk._gate import Gate, Refusal, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
 from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
@@ -362,7 +362,7 @@ class Engine:
         retry_after = error.retry_after
         cap = self.policy.max_retry_after
         headers = parse_rate_headers(error.response.headers)
-        own = self.gate.on_rate_limited(ticket, retry_after, headers, max_pause=cap)
+        own = self.gate.on_rate_limited(ticket, Refusal(retry_after, headers, cap))
         if retry_after is not None and retry_after > cap:
             return self._outcome(job, "failed", error=error)
         if job.rate_limit_wait + own > self.max_rate_limit_wait:

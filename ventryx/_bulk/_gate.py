@@ -66,7 +66,15 @@ from typing import Protocol
 
 import anyio
 
-__all__ = ["Gate", "RateGate", "RateHeaders", "Ticket", "gate_for", "parse_rate_headers"]
+__all__ = [
+    "Gate",
+    "RateGate",
+    "RateHeaders",
+    "Refusal",
+    "Ticket",
+    "gate_for",
+    "parse_rate_headers",
+]
 
 BETA = 0.97  # rate after an episode, as a share of the measured capacity
 PROBE_ANSWERS = 50.0  # admissions per probe period at least: one 429 per ~this many answers
@@ -114,6 +122,24 @@ class RateHeaders:
 
     def __repr__(self) -> str:
         return f"RateHeaders(limit={self.limit}, remaining={self.remaining}, reset={self.reset})"
+
+
+class Refusal:
+    """One 429 as a gate reads it: ``retry_after``, the server's wait (``None`` when it named
+    none); ``headers``, its X-RateLimit headers; ``max_pause``, the longest wait the client
+    accepts (its ``max_retry_after``)."""
+
+    __slots__ = ("headers", "max_pause", "retry_after")
+
+    def __init__(
+        self,
+        retry_after: float | None,
+        headers: RateHeaders | None = None,
+        max_pause: float = math.inf,
+    ) -> None:
+        self.retry_after = retry_after
+        self.headers = headers
+        self.max_pause = max_pause
 
 
 _EPOCH_SECONDS = 1e9  # a Reset above this is a Unix time, not a delta
@@ -171,19 +197,12 @@ class Gate(Protocol):
         """The request of ``ticket`` got an answer other than 429: the limiter let it through."""
         ...
 
-    def on_rate_limited(
-        self,
-        ticket: Ticket,
-        retry_after: float | None,
-        headers: RateHeaders | None = None,
-        *,
-        max_pause: float = math.inf,
-    ) -> float:
-        """The request of ``ticket`` got a 429; returns how long *this* event waits on its own
-        before asking ``admit`` again (everyone's pause is inside ``admit``).
+    def on_rate_limited(self, ticket: Ticket, refusal: Refusal) -> float:
+        """The request of ``ticket`` got a 429 (``refusal``); returns how long *this* event
+        waits on its own before asking ``admit`` again (everyone's pause is inside ``admit``).
 
-        ``retry_after`` is the server's wait (``None`` when it named none); one longer than
-        ``max_pause`` is not applied to anyone but this event, which the engine fails.
+        A ``refusal.retry_after`` longer than ``refusal.max_pause`` is not applied to anyone
+        but this event, which the engine fails.
         """
         ...
 
@@ -401,14 +420,8 @@ class RateGate:
     def on_lost(self, ticket: Ticket) -> None:
         self._returned(ticket)
 
-    def on_rate_limited(
-        self,
-        ticket: Ticket,
-        retry_after: float | None,
-        headers: RateHeaders | None = None,
-        *,
-        max_pause: float = math.inf,
-    ) -> float:
+    def on_rate_limited(self, ticket: Ticket, refusal: Refusal) -> float:
+        retry_after, headers, max_pause = refusal.retry_after, refusal.headers, refusal.max_pause
         self._returned(ticket)
         now = self._clock()
         if self._born is None:

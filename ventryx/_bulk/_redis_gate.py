@@ -83,7 +83,7 @@ from typing import Any
 
 import anyio
 
-from ventryx._bulk._gate import RateGate, RateHeaders, Ticket
+from ventryx._bulk._gate import RateGate, RateHeaders, Refusal, Ticket
 from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._logging import logger
 
@@ -511,21 +511,15 @@ class RedisRateGate:
         with self._lock:
             self._returned += 1
 
-    def on_rate_limited(
-        self,
-        ticket: Ticket,
-        retry_after: float | None,
-        headers: RateHeaders | None = None,
-        *,
-        max_pause: float = math.inf,
-    ) -> float:
+    def on_rate_limited(self, ticket: Ticket, refusal: Refusal) -> float:
         """Record a 429, shared on this client's next call; everyone's pause is in ``admit``.
 
         Returns what this event waits on its own: nothing, but where the server says there is
         room (``X-RateLimit-Remaining`` > 0: not the limit), its Retry-After.
         """
         if ticket.data not in _OURS:
-            return self.local.on_rate_limited(ticket, retry_after, headers, max_pause=max_pause)
+            return self.local.on_rate_limited(ticket, refusal)
+        retry_after, headers, max_pause = refusal.retry_after, refusal.headers, refusal.max_pause
         with self._lock:
             self._returned += 1
         cap = min(max_pause, self._max_pause)
