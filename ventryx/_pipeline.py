@@ -114,6 +114,7 @@ class Secret(str):
 
 
 _MAX_DEPTH = 200
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # nothing nested: no key to check
 
 
 def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
@@ -129,6 +130,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
         for key, item in mapping.items():
             if not isinstance(key, str):
                 return [f" has the key {key!r} ({type(key).__name__}), not a string"]
+            if type(item) in _LEAVES:
+                continue
             found = _non_string_key(item, depth + 1)
             if found:
                 found.append(f"[{key!r}]")
@@ -136,6 +139,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
     elif isinstance(value, (list, tuple)):
         items = cast("list[object]", value)
         for index, item in enumerate(items):
+            if type(item) in _LEAVES:
+                continue
             found = _non_string_key(item, depth + 1)
             if found:
                 found.append(f"[{index}]")
@@ -145,6 +150,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
     for name, value in body.items():
+        if type(value) in _LEAVES:
+            continue
         found = _non_string_key(value)
         if found:
             problem = name + "".join(reversed(found))
@@ -436,14 +443,15 @@ class Pipeline:
             text = str(url)
         # The headers as httpx.Request(content=...) would make them: Host first, then the
         # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
-        pairs = list(headers.items())
+        pairs: list[tuple[str, str]] = [] if "host" in headers else [("host", self._host(url))]
         length = "content-length" not in headers
         if content and length:
+            pairs += headers.items()
             pairs.append(("content-length", str(len(content))))
-        elif length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
-            pairs.insert(0, ("content-length", "0"))
-        if "host" not in headers:
-            pairs.insert(0, ("host", self._host(url)))
+        else:
+            if length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
+                pairs.append(("content-length", "0"))
+            pairs += headers.items()
         return Outgoing(
             method,
             url,
@@ -552,23 +560,19 @@ class Pipeline:
                 response=response,
                 body=response.text,
             ) from None
-        # The models (and attrs) load on the first answer, not on `import ventryx`.
-        from ventryx.models import RawResponse  # noqa: PLC0415
-
-        return Response(document, RawResponse(http_response=response, attempts=number))
+        return Response(document, _lazy().raw_response(http_response=response, attempts=number))
 
     def decode(self, cls: type[_M], response: Response, *, key: str = "data") -> _M:
         """``document[key]`` as a ``cls``, with ``raw_response`` attached where the model has it."""
-        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
-
+        lazy = _lazy()
         document = response.document
         if not isinstance(document, dict) or key not in document:
             raise self.invalid(response, f"the response has no {key!r} member")
         try:
-            value = structure(document[key], cls, path=key)
-        except ConversionError as exc:
+            value = lazy.structure(document[key], cls, path=key)
+        except lazy.conversion_error as exc:
             raise self.invalid(response, f"{cls.__name__} does not fit: {exc}") from None
-        return with_raw_response(value, response.raw) if key == "data" else value
+        return lazy.with_raw_response(value, response.raw) if key == "data" else value
 
     @staticmethod
     def invalid(response: Response, problem: str) -> APIResponseValidationError:
@@ -578,6 +582,33 @@ class Pipeline:
             response=http,
             body=http.text,
         )
+
+
+class _Lazy:
+    """What the pipeline needs of the models and the converter, loaded on the first answer.
+
+    Not on ``import ventryx`` (attrs, cattrs); and not by an import statement on every call.
+    """
+
+    __slots__ = ("conversion_error", "raw_response", "structure", "with_raw_response")
+
+    def __init__(self) -> None:
+        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
+        from ventryx.models import RawResponse  # noqa: PLC0415
+
+        self.conversion_error = ConversionError
+        self.raw_response = RawResponse
+        self.structure = structure
+        self.with_raw_response = with_raw_response
+
+
+_LAZY: list[_Lazy] = []
+
+
+def _lazy() -> _Lazy:
+    if not _LAZY:
+        _LAZY.append(_Lazy())
+    return _LAZY[0]
 
 
 def _replay_then(first: BaseException, attempt: Any) -> Any:
