@@ -45,6 +45,7 @@ from ventryx._wire import Outgoing
 if TYPE_CHECKING:
     import tenacity
 
+    from ventryx._bulk._redis_gate import RedisRateGate
     from ventryx.models import RawResponse
 
 __all__ = ["Pipeline", "Response", "encode_body", "error_from_response"]
@@ -335,39 +336,39 @@ class Pipeline:
         attempts = 0
         gate = self.options.rate_gate
         limited = False  # the last attempt got a 429: with a shared gate, wait for a turn
+        # The first attempt runs outside tenacity: most calls succeed, and they should not pay
+        # for the retry machinery (nor, without a rate gate, for the closure of the retries).
+        # A retryable failure hands over to tenacity for the rest.
+        try:
+            if gate is None:
+                first = self._attempt(request, 1, _attempt_deadline(per_attempt, call_deadline))
+            else:
+                first = self._gated_attempt(
+                    request, 1, per_attempt, call_deadline, gate, limited=False
+                )
+            return await first
+        except (APIConnectionError, APIStatusError) as exc:
+            if retries == 0 or not is_retryable(exc, self.options.retry_policy):
+                raise
+            first_failure = exc
+            attempts = 1
+            limited = gate is not None and isinstance(exc, RateLimitError)
 
         async def attempt() -> Response:
             nonlocal attempts, limited
             attempts += 1
-            if gate is not None and limited:
-                wait = await gate.call_turn(blocking=isinstance(self.shim, BlockingShim))
-                if call_deadline is not None:  # the turn never outlasts the call's budget
-                    wait = min(wait, max(0.0, call_deadline - time.monotonic()))
-                await self.shim.sleep(wait)
-            deadline = None if per_attempt is None else time.monotonic() + per_attempt
-            if call_deadline is not None:
-                deadline = call_deadline if deadline is None else min(deadline, call_deadline)
             if gate is None:
-                return await self._attempt(request, attempts, deadline)
-            try:
-                return await self._attempt(request, attempts, deadline)
-            except RateLimitError as exc:
-                limited = True  # its pause is shared with every client of the gate, on any host
-                await gate.call_limited(
-                    exc.retry_after, blocking=isinstance(self.shim, BlockingShim)
+                return await self._attempt(
+                    request, attempts, _attempt_deadline(per_attempt, call_deadline)
                 )
+            try:
+                return await self._gated_attempt(
+                    request, attempts, per_attempt, call_deadline, gate, limited=limited
+                )
+            except RateLimitError:
+                limited = True  # and so on for the rest of the call
                 raise
 
-        if retries == 0:
-            return await attempt()
-        # The first attempt runs outside tenacity: most calls succeed, and they should not pay
-        # for the retry machinery. A retryable failure hands over to tenacity for the rest.
-        try:
-            return await attempt()
-        except (APIConnectionError, APIStatusError) as exc:
-            if not is_retryable(exc, self.options.retry_policy):
-                raise
-            first_failure = exc
         # tenacity is loaded only when a call first fails in a retryable way.
         from ventryx._retrying import make_retrying  # noqa: PLC0415
 
@@ -379,6 +380,32 @@ class Pipeline:
             deadline=call_deadline,
         )
         return await retrying(_replay_then(first_failure, attempt))
+
+    async def _gated_attempt(
+        self,
+        request: httpx.Request,
+        number: int,
+        per_attempt: float | None,
+        call_deadline: float | None,
+        gate: RedisRateGate,
+        *,
+        limited: bool,
+    ) -> Response:
+        """One attempt under a shared rate gate: after a 429, wait for a turn first."""
+        blocking = isinstance(self.shim, BlockingShim)
+        if limited:
+            wait = await gate.call_turn(blocking=blocking)
+            if call_deadline is not None:  # the turn never outlasts the call's budget
+                wait = min(wait, max(0.0, call_deadline - time.monotonic()))
+            await self.shim.sleep(wait)
+        try:
+            return await self._attempt(
+                request, number, _attempt_deadline(per_attempt, call_deadline)
+            )
+        except RateLimitError as exc:
+            # Its pause is shared with every client of the gate, on any host.
+            await gate.call_limited(exc.retry_after, blocking=blocking)
+            raise
 
     def build_request(
         self,
@@ -609,6 +636,14 @@ def _lazy() -> _Lazy:
     if not _LAZY:
         _LAZY.append(_Lazy())
     return _LAZY[0]
+
+
+def _attempt_deadline(per_attempt: float | None, call_deadline: float | None) -> float | None:
+    """When the attempt starting now must be done: its own bound, within the call's."""
+    if per_attempt is None:
+        return call_deadline
+    deadline = time.monotonic() + per_attempt
+    return deadline if call_deadline is None else min(deadline, call_deadline)
 
 
 def _replay_then(first: BaseException, attempt: Any) -> Any:
