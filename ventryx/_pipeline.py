@@ -66,6 +66,7 @@ class Response:
 
 
 _URL_CACHE_SIZE = 64
+_NO_QUERY: Mapping[str, Any] = {}
 
 
 def new_idempotency_key() -> str:
@@ -450,20 +451,23 @@ class Pipeline:
                 if idempotency_key is None
                 else check_idempotency_key(idempotency_key)
             )
-        query: dict[str, Any] = dict(self.options.default_query)
-        if params:
-            query.update(params)
-        if call.extra_query:
-            extra = call.extra_query
-            paged = params is not None and "page" in params
-            for name in extra:
-                if (params and name in params) or (paged and name == "per_page"):
-                    raise InvalidInputError(
-                        "extra_query",
-                        f"{name!r} is set by the method itself (a pager walks the pages); "
-                        f"pass {name}= to the method instead",
-                    )
-            query.update(extra)
+        query: Mapping[str, Any] = params or _NO_QUERY  # only read: no copy unless merged
+        if self.options.default_query or call.extra_query:
+            merged: dict[str, Any] = dict(self.options.default_query)
+            if params:
+                merged.update(params)
+            if call.extra_query:
+                extra = call.extra_query
+                paged = params is not None and "page" in params
+                for name in extra:
+                    if (params and name in params) or (paged and name == "per_page"):
+                        raise InvalidInputError(
+                            "extra_query",
+                            f"{name!r} is set by the method itself (a pager walks the pages); "
+                            f"pass {name}= to the method instead",
+                        )
+                merged.update(extra)
+            query = merged
         url, text = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)

@@ -41,6 +41,7 @@ __all__ = ["AiohttpShim", "require_asyncio"]
 
 _HTTP_11 = {"http_version": b"HTTP/1.1"}
 _CACHE_SIZE = 64
+_NO_TIMEOUTS: dict[str, float | None] = {}  # only read
 _REASONS: dict[str, dict[str, Any]] = {}  # a reason phrase -> the extensions of its answers
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
 
@@ -180,7 +181,7 @@ class AiohttpShim:
         timeout. ``total`` bounds the whole attempt, body included: a peer trickling bytes
         cannot hold it past the deadline.
         """
-        spec: dict[str, float | None] = request.extensions.get("timeout", {})
+        spec: dict[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUTS)
         if spec is self._spec:  # the client's own (the same dict for all its calls)
             key = self._spec_key
         else:
