@@ -30,7 +30,7 @@ _TOTALS = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
 
 
 async def _child(side_name: str, op: str, calls: int, concurrency: int, base: str) -> None:
-    from benchmarks.bench_web import _Side
+    from benchmarks.bench_web import _Side  # pyright: ignore[reportPrivateUsage]
 
     side = _Side(side_name, base)
     await side.open()
