@@ -298,7 +298,7 @@ class Pipeline:
         if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
             self._headers["authorization"] = Secret(auth)
         self.defaults = CallOptions(options, {})  # the options of a call that passes none
-        self._urls: dict[tuple[object, ...], tuple[httpx.URL, str]] = {}
+        self._urls: dict[object, tuple[httpx.URL, str]] = {}
         self._hosts: dict[bytes, str] = {}
         self._merged_from: list[tuple[bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
@@ -517,7 +517,7 @@ class Pipeline:
 
     def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
         """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
-        key = _query_key(path, query)
+        key: object = _query_key(path, query) if query else path  # no query: the path alone
         try:
             cached = self._urls.get(key)
         except TypeError:  # a value that is not hashable: str() of it goes in the query
