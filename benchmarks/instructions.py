@@ -1,6 +1,8 @@
 """Instructions per call, counted by valgrind: ``python -m benchmarks.instructions``.
 
-Unlike timings, the counts do not depend on what else the machine runs.
+Counts vary far less with the machine's load than timings, but at a concurrency above 1 they
+still do: a loaded machine hands the event loop fewer answers per turn, so each call pays for
+more turns. Compare sides measured in one quiet run; ``-c 1`` is the steadiest.
 For each side (ventryx on aiohttp and httpx, raw aiohttp and raw httpx) and each operation
 (``events.emit``, ``workflows.list``) it runs a child process under ``valgrind --tool=callgrind``
 that makes ``--small`` calls, then another that makes ``--large``, at concurrency ``-c``, against
