@@ -45,6 +45,7 @@ from ventryx._wire import Outgoing
 if TYPE_CHECKING:
     import tenacity
 
+    from ventryx._bulk._redis_gate import RedisRateGate
     from ventryx.models import RawResponse
 
 __all__ = ["Pipeline", "Response", "encode_body", "error_from_response"]
@@ -65,6 +66,7 @@ class Response:
 
 
 _URL_CACHE_SIZE = 64
+_NO_QUERY: Mapping[str, Any] = {}
 
 
 def new_idempotency_key() -> str:
@@ -114,6 +116,7 @@ class Secret(str):
 
 
 _MAX_DEPTH = 200
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # nothing nested: no key to check
 
 
 def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
@@ -129,6 +132,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
         for key, item in mapping.items():
             if not isinstance(key, str):
                 return [f" has the key {key!r} ({type(key).__name__}), not a string"]
+            if type(item) in _LEAVES:
+                continue
             found = _non_string_key(item, depth + 1)
             if found:
                 found.append(f"[{key!r}]")
@@ -136,6 +141,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
     elif isinstance(value, (list, tuple)):
         items = cast("list[object]", value)
         for index, item in enumerate(items):
+            if type(item) in _LEAVES:
+                continue
             found = _non_string_key(item, depth + 1)
             if found:
                 found.append(f"[{index}]")
@@ -145,6 +152,8 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
 
 def encode_body(body: Mapping[str, Any]) -> bytes:
     for name, value in body.items():
+        if type(value) in _LEAVES:
+            continue
         found = _non_string_key(value)
         if found:
             problem = name + "".join(reversed(found))
@@ -289,7 +298,7 @@ class Pipeline:
         if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
             self._headers["authorization"] = Secret(auth)
         self.defaults = CallOptions(options, {})  # the options of a call that passes none
-        self._urls: dict[tuple[object, ...], tuple[httpx.URL, str]] = {}
+        self._urls: dict[object, tuple[httpx.URL, str]] = {}
         self._hosts: dict[bytes, str] = {}
         self._merged_from: list[tuple[bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
@@ -328,39 +337,39 @@ class Pipeline:
         attempts = 0
         gate = self.options.rate_gate
         limited = False  # the last attempt got a 429: with a shared gate, wait for a turn
+        # The first attempt runs outside tenacity: most calls succeed, and they should not pay
+        # for the retry machinery (nor, without a rate gate, for the closure of the retries).
+        # A retryable failure hands over to tenacity for the rest.
+        try:
+            if gate is None:
+                first = self._attempt(request, 1, _attempt_deadline(per_attempt, call_deadline))
+            else:
+                first = self._gated_attempt(
+                    request, 1, per_attempt, call_deadline, gate, limited=False
+                )
+            return await first
+        except (APIConnectionError, APIStatusError) as exc:
+            if retries == 0 or not is_retryable(exc, self.options.retry_policy):
+                raise
+            first_failure = exc
+            attempts = 1
+            limited = gate is not None and isinstance(exc, RateLimitError)
 
         async def attempt() -> Response:
             nonlocal attempts, limited
             attempts += 1
-            if gate is not None and limited:
-                wait = await gate.call_turn(blocking=isinstance(self.shim, BlockingShim))
-                if call_deadline is not None:  # the turn never outlasts the call's budget
-                    wait = min(wait, max(0.0, call_deadline - time.monotonic()))
-                await self.shim.sleep(wait)
-            deadline = None if per_attempt is None else time.monotonic() + per_attempt
-            if call_deadline is not None:
-                deadline = call_deadline if deadline is None else min(deadline, call_deadline)
             if gate is None:
-                return await self._attempt(request, attempts, deadline)
-            try:
-                return await self._attempt(request, attempts, deadline)
-            except RateLimitError as exc:
-                limited = True  # its pause is shared with every client of the gate, on any host
-                await gate.call_limited(
-                    exc.retry_after, blocking=isinstance(self.shim, BlockingShim)
+                return await self._attempt(
+                    request, attempts, _attempt_deadline(per_attempt, call_deadline)
                 )
+            try:
+                return await self._gated_attempt(
+                    request, attempts, per_attempt, call_deadline, gate, limited=limited
+                )
+            except RateLimitError:
+                limited = True  # and so on for the rest of the call
                 raise
 
-        if retries == 0:
-            return await attempt()
-        # The first attempt runs outside tenacity: most calls succeed, and they should not pay
-        # for the retry machinery. A retryable failure hands over to tenacity for the rest.
-        try:
-            return await attempt()
-        except (APIConnectionError, APIStatusError) as exc:
-            if not is_retryable(exc, self.options.retry_policy):
-                raise
-            first_failure = exc
         # tenacity is loaded only when a call first fails in a retryable way.
         from ventryx._retrying import make_retrying  # noqa: PLC0415
 
@@ -372,6 +381,32 @@ class Pipeline:
             deadline=call_deadline,
         )
         return await retrying(_replay_then(first_failure, attempt))
+
+    async def _gated_attempt(
+        self,
+        request: httpx.Request,
+        number: int,
+        per_attempt: float | None,
+        call_deadline: float | None,
+        gate: RedisRateGate,
+        *,
+        limited: bool,
+    ) -> Response:
+        """One attempt under a shared rate gate: after a 429, wait for a turn first."""
+        blocking = isinstance(self.shim, BlockingShim)
+        if limited:
+            wait = await gate.call_turn(blocking=blocking)
+            if call_deadline is not None:  # the turn never outlasts the call's budget
+                wait = min(wait, max(0.0, call_deadline - time.monotonic()))
+            await self.shim.sleep(wait)
+        try:
+            return await self._attempt(
+                request, number, _attempt_deadline(per_attempt, call_deadline)
+            )
+        except RateLimitError as exc:
+            # Its pause is shared with every client of the gate, on any host.
+            await gate.call_limited(exc.retry_after, blocking=blocking)
+            raise
 
     def build_request(
         self,
@@ -416,34 +451,38 @@ class Pipeline:
                 if idempotency_key is None
                 else check_idempotency_key(idempotency_key)
             )
-        query: dict[str, Any] = dict(self.options.default_query)
-        if params:
-            query.update(params)
-        if call.extra_query:
-            extra = call.extra_query
-            paged = params is not None and "page" in params
-            for name in extra:
-                if (params and name in params) or (paged and name == "per_page"):
-                    raise InvalidInputError(
-                        "extra_query",
-                        f"{name!r} is set by the method itself (a pager walks the pages); "
-                        f"pass {name}= to the method instead",
-                    )
-            query.update(extra)
+        query: Mapping[str, Any] = params or _NO_QUERY  # only read: no copy unless merged
+        if self.options.default_query or call.extra_query:
+            merged: dict[str, Any] = dict(self.options.default_query)
+            if params:
+                merged.update(params)
+            if call.extra_query:
+                extra = call.extra_query
+                paged = params is not None and "page" in params
+                for name in extra:
+                    if (params and name in params) or (paged and name == "per_page"):
+                        raise InvalidInputError(
+                            "extra_query",
+                            f"{name!r} is set by the method itself (a pager walks the pages); "
+                            f"pass {name}= to the method instead",
+                        )
+                merged.update(extra)
+            query = merged
         url, text = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)
             text = str(url)
         # The headers as httpx.Request(content=...) would make them: Host first, then the
         # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
-        pairs = list(headers.items())
+        pairs: list[tuple[str, str]] = [] if "host" in headers else [("host", self._host(url))]
         length = "content-length" not in headers
         if content and length:
+            pairs += headers.items()
             pairs.append(("content-length", str(len(content))))
-        elif length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
-            pairs.insert(0, ("content-length", "0"))
-        if "host" not in headers:
-            pairs.insert(0, ("host", self._host(url)))
+        else:
+            if length and method in _EMPTY_LENGTH_METHODS and "transfer-encoding" not in headers:
+                pairs.append(("content-length", "0"))
+            pairs += headers.items()
         return Outgoing(
             method,
             url,
@@ -478,7 +517,7 @@ class Pipeline:
 
     def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
         """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
-        key = _query_key(path, query)
+        key: object = _query_key(path, query) if query else path  # no query: the path alone
         try:
             cached = self._urls.get(key)
         except TypeError:  # a value that is not hashable: str() of it goes in the query
@@ -552,23 +591,19 @@ class Pipeline:
                 response=response,
                 body=response.text,
             ) from None
-        # The models (and attrs) load on the first answer, not on `import ventryx`.
-        from ventryx.models import RawResponse  # noqa: PLC0415
-
-        return Response(document, RawResponse(http_response=response, attempts=number))
+        return Response(document, _lazy().raw_response(http_response=response, attempts=number))
 
     def decode(self, cls: type[_M], response: Response, *, key: str = "data") -> _M:
         """``document[key]`` as a ``cls``, with ``raw_response`` attached where the model has it."""
-        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
-
+        lazy = _lazy()
         document = response.document
         if not isinstance(document, dict) or key not in document:
             raise self.invalid(response, f"the response has no {key!r} member")
         try:
-            value = structure(document[key], cls, path=key)
-        except ConversionError as exc:
+            value = lazy.structure(document[key], cls, path=key)
+        except lazy.conversion_error as exc:
             raise self.invalid(response, f"{cls.__name__} does not fit: {exc}") from None
-        return with_raw_response(value, response.raw) if key == "data" else value
+        return lazy.with_raw_response(value, response.raw) if key == "data" else value
 
     @staticmethod
     def invalid(response: Response, problem: str) -> APIResponseValidationError:
@@ -578,6 +613,41 @@ class Pipeline:
             response=http,
             body=http.text,
         )
+
+
+class _Lazy:
+    """What the pipeline needs of the models and the converter, loaded on the first answer.
+
+    Not on ``import ventryx`` (attrs, cattrs); and not by an import statement on every call.
+    """
+
+    __slots__ = ("conversion_error", "raw_response", "structure", "with_raw_response")
+
+    def __init__(self) -> None:
+        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
+        from ventryx.models import RawResponse  # noqa: PLC0415
+
+        self.conversion_error = ConversionError
+        self.raw_response = RawResponse
+        self.structure = structure
+        self.with_raw_response = with_raw_response
+
+
+_LAZY: list[_Lazy] = []
+
+
+def _lazy() -> _Lazy:
+    if not _LAZY:
+        _LAZY.append(_Lazy())
+    return _LAZY[0]
+
+
+def _attempt_deadline(per_attempt: float | None, call_deadline: float | None) -> float | None:
+    """When the attempt starting now must be done: its own bound, within the call's."""
+    if per_attempt is None:
+        return call_deadline
+    deadline = time.monotonic() + per_attempt
+    return deadline if call_deadline is None else min(deadline, call_deadline)
 
 
 def _replay_then(first: BaseException, attempt: Any) -> Any:

@@ -41,6 +41,8 @@ __all__ = ["AiohttpShim", "require_asyncio"]
 
 _HTTP_11 = {"http_version": b"HTTP/1.1"}
 _CACHE_SIZE = 64
+_NO_TIMEOUTS: dict[str, float | None] = {}  # only read
+_REASONS: dict[str, dict[str, Any]] = {}  # a reason phrase -> the extensions of its answers
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
 
 
@@ -142,15 +144,16 @@ class AiohttpShim:
                     _extensions(answer.reason),
                     _NOT_STREAMED,  # the body is set below: nothing for httpx to read
                 )
-                # Raw bytes in, decoded and counted against the cap as they arrive.
                 headers = answer.headers
-                body = BodyCollector(response, max_bytes, headers)
-                if answer.content_length is not None and "content-encoding" not in headers:
-                    body.feed(await answer.read())  # no more than it declared (and the cap)
-                else:
+                length = answer.content_length
+                if length is not None and length <= max_bytes and "content-encoding" not in headers:
+                    # aiohttp reads no more than declared: within the cap, nothing to decode.
+                    content = await answer.read()
+                else:  # raw bytes in, decoded and counted against the cap as they arrive
+                    body = BodyCollector(response, max_bytes, headers)
                     async for chunk in answer.content.iter_any():
                         body.feed(chunk)
-                content = body.finish()
+                    content = body.finish()
         except aiohttp.ClientError as exc:
             raise _as_httpx_error(exc, request, deadline) from exc
         except (asyncio.TimeoutError, TimeoutError) as exc:  # the total: the deadline
@@ -178,7 +181,7 @@ class AiohttpShim:
         timeout. ``total`` bounds the whole attempt, body included: a peer trickling bytes
         cannot hold it past the deadline.
         """
-        spec: dict[str, float | None] = request.extensions.get("timeout", {})
+        spec: dict[str, float | None] = request.extensions.get("timeout", _NO_TIMEOUTS)
         if spec is self._spec:  # the client's own (the same dict for all its calls)
             key = self._spec_key
         else:
@@ -242,7 +245,12 @@ def _body(content: bytes) -> bytes | io.BytesIO | None:
 def _extensions(reason: str | None) -> dict[str, Any]:
     if not reason:
         return _HTTP_11
-    return {**_HTTP_11, "reason_phrase": reason.encode("latin-1", "replace")}
+    extensions = _REASONS.get(reason)
+    if extensions is None:
+        extensions = {**_HTTP_11, "reason_phrase": reason.encode("latin-1", "replace")}
+        if len(_REASONS) < _CACHE_SIZE:
+            _REASONS[reason] = extensions
+    return extensions
 
 
 def _as_httpx_error(
