@@ -12,7 +12,7 @@ import math
 import os
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlencode
 
@@ -127,26 +127,23 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
     """
     if depth > _MAX_DEPTH:
         return None  # json.dumps reports the depth itself
+    pairs: Iterable[tuple[object, object]]
     if isinstance(value, dict):
-        mapping = cast("dict[object, object]", value)
-        for key, item in mapping.items():
-            if not isinstance(key, str):
-                return [f" has the key {key!r} ({type(key).__name__}), not a string"]
-            if type(item) in _LEAVES:
-                continue
-            found = _non_string_key(item, depth + 1)
-            if found:
-                found.append(f"[{key!r}]")
-                return found
+        pairs = cast("dict[object, object]", value).items()
     elif isinstance(value, (list, tuple)):
-        items = cast("list[object]", value)
-        for index, item in enumerate(items):
-            if type(item) in _LEAVES:
-                continue
-            found = _non_string_key(item, depth + 1)
-            if found:
-                found.append(f"[{index}]")
-                return found
+        pairs = enumerate(cast("list[object]", value))
+    else:
+        return None
+    keyed = isinstance(value, dict)
+    for key, item in pairs:
+        if keyed and not isinstance(key, str):
+            return [f" has the key {key!r} ({type(key).__name__}), not a string"]
+        if type(item) in _LEAVES:
+            continue
+        found = _non_string_key(item, depth + 1)
+        if found:
+            found.append(f"[{key!r}]")  # a list's index: [0]
+            return found
     return None
 
 
