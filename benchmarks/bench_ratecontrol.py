@@ -256,7 +256,8 @@ def markdown(report: dict[str, Any]) -> str:
         "honouring Retry-After) in the same run, each on a fresh server; delivered per second "
         "over the limiter's capacity R (sporadic rows: over the same client without 429s), "
         "the 429 share of attempts. Both sides deliver every event exactly once (the ledger "
-        "is checked). 2 shared cores, loaded: compare the sides, not the absolute numbers.",
+        "is checked). 2 cores, often shared with other work: compare the sides, not the absolute "
+        "numbers.",
         "",
         "| Limiter | Retry-After | emit_many | naive peer | ratio |",
         "|---|---|---|---|---|",
