@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 
 from ventryx.testing._ratelimit import RETRY_AFTER_FORMS, RateLimit
 
-pytestmark = pytest.mark.filterwarnings("ignore::ventryx.InsecureBaseURLWarning")
+# Virtual time, pure logic, seconds of CPU: run once, on 3.11 (the same on every Python).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ventryx.InsecureBaseURLWarning"),
+    pytest.mark.slow,
+]
 
 FORMS = st.sampled_from(RETRY_AFTER_FORMS)
 

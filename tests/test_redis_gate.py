@@ -284,8 +284,10 @@ async def test_a_single_calls_turn_is_not_counted_in_flight(gates: Any) -> None:
 
 
 # -- a fleet on one key, in virtual time (the real script, a real Redis) ----------------------
+# Seconds of CPU each, the same on every Python: marked slow, they run once, on 3.11.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("clients", "skews", "first_trip"),
     [
@@ -307,6 +309,7 @@ def test_a_fleet_on_one_key_shares_the_limit(
     assert fleet.fairness >= 0.95, fleet.delivered
 
 
+@pytest.mark.slow
 def test_independent_gates_of_a_fleet_overshoot_where_the_shared_one_does_not(
     redis_server: RedisServer,
 ) -> None:
