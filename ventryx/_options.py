@@ -129,7 +129,7 @@ class RequestOptions(TypedDict, total=False):
 class CallOptions(Immutable):
     """The ``RequestOptions`` of one call, checked and resolved against the client's settings.
 
-    Built once per call (once per ``list`` for all its pages) by ``resolve_call``.
+    Built once per call (once per ``list`` for all its pages) by ``Pipeline.call_options``.
     """
 
     __slots__ = ("attempt_total", "extra_headers", "extra_query", "max_retries", "timeout")

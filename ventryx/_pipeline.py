@@ -296,7 +296,6 @@ class Pipeline:
             self._headers["authorization"] = Secret(auth)
         self.defaults = CallOptions(options, {})  # the options of a call that passes none
         self._urls: dict[object, tuple[httpx.URL, str]] = {}
-        self._hosts: dict[bytes, str] = {}
         self._merged_from: list[tuple[bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
 
@@ -471,7 +470,9 @@ class Pipeline:
             text = str(url)
         # The headers as httpx.Request(content=...) would make them: Host first, then the
         # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
-        pairs: list[tuple[str, str]] = [] if "host" in headers else [("host", self._host(url))]
+        pairs: list[tuple[str, str]] = (
+            [] if "host" in headers else [("host", url.netloc.decode("ascii"))]
+        )
         length = "content-length" not in headers
         if content and length:
             pairs += headers.items()
@@ -502,15 +503,6 @@ class Pipeline:
             merged.update(self._headers)
             self._merged_from, self._merged = raw, merged
         return dict(self._merged)
-
-    def _host(self, url: httpx.URL) -> str:
-        netloc = url.netloc
-        host = self._hosts.get(netloc)
-        if host is None:
-            host = netloc.decode("ascii")
-            if len(self._hosts) < _URL_CACHE_SIZE:
-                self._hosts[netloc] = host
-        return host
 
     def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
         """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""

@@ -75,8 +75,8 @@ class Outgoing(httpx.Request):
 class Incoming(httpx.Response):
     """An answer read by another library, whose headers become ``httpx.Headers`` when read.
 
-    ``raw_headers`` are the answer's as bytes pairs; ``lookup`` the same headers as a
-    case-insensitive mapping of the library's (for the few the shim reads itself).
+    ``raw_headers`` are the answer's as bytes pairs (the shim reads the few it needs from the
+    library's own mapping).
     """
 
     def __init__(

@@ -92,7 +92,7 @@ class _CircuitBreaker:
                     f"(no answer from the server); the last: {exc.message}",
                     request=exc.request,
                 )
-                self.engine.interrupt(self.engine.cancel_grace)
+                self.engine.interrupt(self.engine.options.cancel_grace)
             raise
         except APIError:
             self.failures = 0
@@ -135,13 +135,6 @@ class Engine:
         self.gate = gate
         self.summary = summary
         self.options = options
-        self.concurrency = options.concurrency
-        self.max_retries = options.max_retries
-        self.max_rate_limit_wait = options.max_rate_limit_wait
-        self.cancel_grace = options.cancel_grace
-        self.on_result = options.on_result
-        self.on_progress = options.on_progress
-        self.progress_interval = options.progress_interval
         self.policy = pipeline.options.retry_policy
         self.error: BaseException | None = None  # from the input or a callback: re-raised
         self.in_flight = 0
@@ -169,20 +162,20 @@ class Engine:
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
-        self.interrupt(self.cancel_grace)
+        self.interrupt(self.options.cancel_grace)
 
     # -- the run ---------------------------------------------------------------------------
 
     async def run(self, events: Iterable[Any] | AsyncIterable[Any]) -> None:
         """Pull, send and report everything; never cancelled from outside (shielded)."""
         with anyio.CancelScope(shield=True):
-            send, receive = anyio.create_memory_object_stream[_Job](self.concurrency)
+            send, receive = anyio.create_memory_object_stream[_Job](self.options.concurrency)
             async with anyio.create_task_group() as outer:
-                if self.on_progress is not None:
+                if self.options.on_progress is not None:
                     outer.start_soon(self._tick)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._produce, events, send)
-                    for _ in range(self.concurrency):
+                    for _ in range(self.options.concurrency):
                         tg.start_soon(self._work, receive.clone())
                     receive.close()
                 outer.cancel_scope.cancel()
@@ -304,7 +297,7 @@ class Engine:
             if isinstance(error, (AuthenticationError, PermissionDeniedError)):
                 if self.summary.stopped_by is None:
                     self.summary.stopped_by = error
-                self.interrupt(self.cancel_grace)
+                self.interrupt(self.options.cancel_grace)
                 return self._outcome(job, "rejected", error=error)
             # A 2xx with a body we cannot read: the replay of its key returns the stored answer.
             unreadable = isinstance(error, APIResponseValidationError)
@@ -314,7 +307,7 @@ class Engine:
                 )
                 return self._outcome(job, status, error=error)
             retryable = unreadable or is_retryable(error, self.policy)
-            if retries >= self.max_retries or not retryable:
+            if retries >= self.options.max_retries or not retryable:
                 return self._outcome(job, "failed", error=error)
             retries += 1
             if not await self._sleep(self.policy.delay(retries, error)):
@@ -332,7 +325,7 @@ class Engine:
         if ticket is not None:
             return ticket
         known = job.last_429 or self._last_429
-        budget = max(self.max_rate_limit_wait - job.rate_limit_wait, 0.0)
+        budget = max(self.options.max_rate_limit_wait - job.rate_limit_wait, 0.0)
         scope = anyio.CancelScope()
         self._waiting.add(scope)
         started = anyio.current_time()
@@ -365,7 +358,7 @@ class Engine:
         own = self.gate.on_rate_limited(ticket, Refusal(retry_after, headers, cap))
         if retry_after is not None and retry_after > cap:
             return self._outcome(job, "failed", error=error)
-        if job.rate_limit_wait + own > self.max_rate_limit_wait:
+        if job.rate_limit_wait + own > self.options.max_rate_limit_wait:
             return self._outcome(job, "failed", error=error)
         if own > 0:
             started = anyio.current_time()
@@ -373,7 +366,7 @@ class Engine:
             job.rate_limit_wait += anyio.current_time() - started
             if not done:
                 return self._unfinished(job)
-        if job.rate_limit_wait >= self.max_rate_limit_wait:
+        if job.rate_limit_wait >= self.options.max_rate_limit_wait:
             return self._outcome(job, "failed", error=error)
         return None
 
@@ -417,19 +410,19 @@ class Engine:
 
     def _report(self, outcome: EventOutcome) -> None:
         self.summary.record(outcome)
-        if self.on_result is not None:
+        if self.options.on_result is not None:
             try:
-                self.on_result(outcome)
+                self.options.on_result(outcome)
             except Exception as exc:  # noqa: BLE001 - the caller's callback: stop, re-raise later
                 self._fail(exc)
 
     async def _tick(self) -> None:
         while True:
-            await anyio.sleep(self.progress_interval)
+            await anyio.sleep(self.options.progress_interval)
             self._progress(final=False)
 
     def _progress(self, *, final: bool) -> None:
-        if self.on_progress is None:
+        if self.options.on_progress is None:
             return
         s = self.summary
         snapshot = BulkProgress(
@@ -449,6 +442,6 @@ class Engine:
             final=final,
         )
         try:
-            self.on_progress(snapshot)
+            self.options.on_progress(snapshot)
         except Exception as exc:  # noqa: BLE001 - the caller's callback: stop, re-raise later
             self._fail(exc)

@@ -100,5 +100,5 @@ async def _drive(engine: Engine, events: EventSource) -> None:
             await done.wait()
         except anyio.get_cancelled_exc_class():
             engine.summary.cancelled = True
-            engine.interrupt(engine.cancel_grace)
+            engine.interrupt(engine.options.cancel_grace)
             raise

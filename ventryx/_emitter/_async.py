@@ -26,7 +26,7 @@ import attrs
 from ventryx._bulk._engine import Engine
 from ventryx._bulk._input import idempotency_key_for
 from ventryx._bulk._options import BulkKeywords, BulkOptions, DeliveryKeywords, check_keywords
-from ventryx._bulk._results import BulkSummary, BulkTransport, EventOutcome
+from ventryx._bulk._results import BulkSummary, EventOutcome
 from ventryx._bulk._run import client_gate, separate_pipeline
 from ventryx._constants import DEFAULT_DRAIN_TIMEOUT, DEFAULT_LEASE_SECONDS, DEFAULT_MAX_PENDING
 from ventryx._emitter._store import (
@@ -144,10 +144,7 @@ class AsyncEmitter:
         self._on_full: OnFull = on_full
         delivery = {k: v for k, v in keywords.items() if k in DeliveryKeywords.__optional_keys__}
         self._bulk = BulkOptions.of(cast("BulkKeywords", delivery), pipeline.options)
-        self._concurrency = self._bulk.concurrency
-        self._transport: BulkTransport = self._bulk.transport
         self._through: Pipeline | None = None  # another transport than the client's
-        self._on_result = self._bulk.on_result
         self.drain_timeout = _number(
             get("drain_timeout", DEFAULT_DRAIN_TIMEOUT), "drain_timeout", positive=False
         )
@@ -324,7 +321,7 @@ class AsyncEmitter:
     async def __aenter__(self) -> AsyncEmitter:
         if self._entered:
             raise VentryxError("an emitter is started once; make a new one")
-        self._through = separate_pipeline(self._pipeline, self._transport)
+        self._through = separate_pipeline(self._pipeline, self._bulk.transport)
         self._entered = True
         self._loop_thread = threading.get_ident()
         self._wake_threadsafe = _threadsafe_caller()
@@ -380,7 +377,7 @@ class AsyncEmitter:
             await self._idle_wait(lambda: self._take(source))
 
     def _take(self, source: _Source) -> bool:
-        rows = self._store.lease(max(_LEASE_BATCH, 2 * self._concurrency), self._lease_seconds)
+        rows = self._store.lease(max(_LEASE_BATCH, 2 * self._bulk.concurrency), self._lease_seconds)
         self._held += len(rows)
         source.buffer.extend(rows)
         return bool(rows)
@@ -461,9 +458,9 @@ class AsyncEmitter:
             self._store.release(row, delay)
         if self._closing:
             self._wake_local()
-        if final and self._on_result is not None:
+        if final and self._bulk.on_result is not None:
             try:
-                self._on_result(attrs.evolve(outcome, index=row.id))
+                self._bulk.on_result(attrs.evolve(outcome, index=row.id))
             except Exception:  # noqa: BLE001 - the caller's callback must not stop delivery
                 logger.exception("ventryx emitter: on_result raised")
 
