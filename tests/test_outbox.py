@@ -162,13 +162,16 @@ FORKING = textwrap.dedent(
     child = os.waitstatus_to_exitcode(status)
     ok = emitter.flush(timeout=10)
     emitter.close()
-    print(json.dumps({"child_ok": child != 100, "ok": ok, "delivered": emitter.stats.delivered + child}))
+    delivered = emitter.stats.delivered + child
+    print(json.dumps({"child_ok": child != 100, "ok": ok, "delivered": delivered}))
     """
 )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_delivers_with_its_own_thread_from_the_shared_outbox(server: LocalServer, tmp_path: Path) -> None:
+def test_a_forked_child_delivers_with_its_own_thread_from_the_shared_outbox(
+    server: LocalServer, tmp_path: Path
+) -> None:
     path = tmp_path / "outbox.db"
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", FORKING, server.base_url, server.api_key, str(path)],
