@@ -9,8 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ventryx import Event, Step, Trigger, Workflow
-from ventryx._converter import format_datetime, get_converter, parse_datetime
+from ventryx import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
+from ventryx._converter import (
+    _FAST,  # pyright: ignore[reportPrivateUsage]
+    ConversionError,
+    format_datetime,
+    get_converter,
+    parse_datetime,
+    structure,
+)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -104,3 +111,64 @@ def test_datetime_round_trip(value: datetime) -> None:
 def test_bad_timestamps(text: str) -> None:
     with pytest.raises(ValueError):
         parse_datetime(text)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> tuple[type[Any], Any]:
+    """A model and a value for it: usually of the API's shape, often with a field gone wrong."""
+    stamp = draw(
+        STAMP | st.sampled_from(["2026-01-01", "2026-02-30T00:00:00Z", "2026-01-01T00:00:00"])
+    )
+    count = st.integers(-1, 5) | st.booleans() | st.floats(0, 5) | st.none()
+    kind, body = draw(
+        st.sampled_from(
+            [
+                (Workflow, None),
+                (Event, {"id": "ev_1", "type": "t", "data": {"a": [1]}, "created_at": stamp}),
+                (PageMeta, {"total": draw(count), "page": 1, "per_page": draw(count)}),
+                (
+                    DeletedWorkflow,
+                    {"id": "wf_1", "deleted": draw(st.booleans() | st.integers(0, 1))},
+                ),
+                (Trigger, {"event": draw(NAMES | st.integers())}),
+            ]
+        )
+    )
+    if body is None:
+        body = draw(workflows())
+    body = dict(body)
+    for name in draw(st.lists(st.sampled_from(sorted(body)), max_size=2)):
+        if draw(st.booleans()):
+            body.pop(name, None)
+        else:
+            body[name] = draw(JSON | st.just(stamp) | st.lists(st.just({"type": 1})))
+    return kind, draw(st.just(body) | JSON)
+
+
+def _outcome(value: Any, kind: type[Any]) -> tuple[str, str]:
+    try:
+        decoded = structure(value, kind)
+    except ConversionError as exc:
+        return "error", str(exc)
+    return type(decoded).__name__, repr(decoded)
+
+
+@settings(max_examples=400, deadline=None)
+@given(answers())
+def test_fast_decoders_build_what_the_converter_builds(answer: tuple[type[Any], Any]) -> None:
+    """The hand-written decoders of the models answers carry agree with the cattrs hooks."""
+    kind, value = answer
+    fast = _outcome(value, kind)
+    saved = dict(_FAST)
+    _FAST.clear()  # the converter's hook alone
+    try:
+        slow = _outcome(value, kind)
+    finally:
+        _FAST.update(saved)
+    assert fast == slow
+
+
+def test_a_field_of_the_wrong_type_is_named_in_the_error() -> None:
+    body = {"id": "ev_1", "type": 7, "data": {}, "created_at": "2026-01-01T00:00:00Z"}
+    with pytest.raises(ConversionError, match=r"invalid value for type, expected str @ data\.type"):
+        structure(body, Event)
