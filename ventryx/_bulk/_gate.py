@@ -36,7 +36,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   a second); the one request then let through tells: refused again (the limit stayed spent,
   as a window does), the gate waits the server's Retry-After (or Reset) in full, and
   measures the window's capacity as what got through over it (up to when the server said
-  it has room, not to the flood floor's longer pause). A Retry-After beyond
+  it has room, not to the flood floor's longer pause). A wait in whole seconds is rounded
+  up by as much as a second, so where that is a third of the span or more the measure is a
+  lower bound: the first time, the probe period after it is at most ``COARSE_PERIOD``.
+  A Retry-After beyond
   ``max_pause`` (the policy's ``max_retry_after``) is never applied to the gate: that event
   fails (the engine's call) and the client goes on. Refusals in a row without an admission
   back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one request out at a time, so a
@@ -89,6 +92,7 @@ MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
 MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float overflow)
 SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
+COARSE_PERIOD = 1.0  # seconds: the probe period after a measure on a whole-second wait
 MAX_CUT = 0.5  # an episode measured on too few admissions cuts the rate at most to this share
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
@@ -262,6 +266,7 @@ class RateGate:
         self._slow = False  # the last measure rests on too few admissions: slow start
         self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
+        self._coarse = False  # a measure on a whole-second wait was probed above early
 
     # -- pacing ------------------------------------------------------------------------------
 
@@ -549,6 +554,13 @@ class RateGate:
                 capacity = (self._ok - spell_ok) / (room_at - spell_at)
                 if 0 < capacity < self._capacity:
                     self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
+                    whole = pause >= 1.0 and pause == math.floor(pause)
+                    if whole and room_at - spell_at < 3.0 and not self._coarse:
+                        # A wait in whole seconds rounds up by as much as a second, a third
+                        # or more of the span measured here: the measure is a lower bound,
+                        # so the first such probes above it soon.
+                        self._coarse = True
+                        self._probe_period = min(self._probe_period, COARSE_PERIOD)
             self._spell = (room_at if pause > 0 else self.resume_at, self._ok)
             self._probe_at(self.resume_at)
             return
