@@ -21,11 +21,11 @@ import trio.testing
 
 from ventryx import AsyncVentryx, RetryPolicy
 from ventryx._bulk._engine import Engine
-from ventryx._bulk._gate import RateGate, Refusal, Ticket
+from ventryx._bulk._gate import RateGate, RateHeaders, Refusal, Ticket, parse_rate_headers
 from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkSummary
 from ventryx._pipeline import error_from_response
-from ventryx.testing._ratelimit import RateLimit, make_limiter
+from ventryx.testing._ratelimit import Limiter, RateLimit, make_limiter
 
 _REQUEST = httpx.Request("POST", "http://sim.invalid/v1/events")
 _BODY = {"error": {"code": "rate_limit_exceeded", "message": "slow down"}}
@@ -59,8 +59,16 @@ class Result:
 
 
 class SimSender:
-    def __init__(self, limit: RateLimit, latency: float, result: Result, seed: int) -> None:
-        self.limiter = make_limiter(limit, trio.current_time())
+    def __init__(
+        self,
+        limit: RateLimit,
+        latency: float,
+        result: Result,
+        seed: int,
+        limiter: Limiter | None = None,
+    ) -> None:
+        self.limiter = make_limiter(limit, trio.current_time()) if limiter is None else limiter
+        self.rate_headers: RateHeaders | None = None  # the last answer's, as HttpxSender
         self.latency = latency
         self.result = result
         # Timers due at the same instant fire in an order trio does not fix (it follows
@@ -91,6 +99,7 @@ class SimSender:
                 httpx.Response(429, headers=decision.headers, json=_BODY, request=_REQUEST)
             )
         result.delivered_at.append(trio.current_time())
+        self.rate_headers = parse_rate_headers(httpx.Headers(decision.headers))
         return f"evt_{prepared}"
 
 
@@ -139,9 +148,36 @@ def simulate(
     seed: int = 0,
 ) -> Result:
     """Run ``events`` through the engine against ``limit``; all in virtual time."""
-    result = Result()
+    return simulate_fleet(
+        limit,
+        clients=1,
+        events=events,
+        concurrency=concurrency,
+        latency=latency,
+        gate_factory=gate_factory,
+        max_rate_limit_wait=max_rate_limit_wait,
+        max_retry_after=max_retry_after,
+        seed=seed,
+    )[0]
 
-    async def main() -> None:
+
+def simulate_fleet(
+    limit: RateLimit,
+    *,
+    clients: int,
+    events: int,
+    concurrency: int,
+    latency: float,
+    gate_factory: Callable[..., Any] = RateGate,
+    max_rate_limit_wait: float = 300.0,
+    max_retry_after: float = 60.0,
+    seed: int = 0,
+) -> list[Result]:
+    """``clients`` independent clients (each its own gate, as K processes have) running
+    ``events`` each at once against one limiter; one ``Result`` per client."""
+    results = [Result() for _ in range(clients)]
+
+    async def one(result: Result, limiter: Limiter, index: int) -> None:
         gate = gate_factory(clock=trio.current_time, sleep=trio.sleep)
         policy = RetryPolicy(
             initial_delay=0.05, max_delay=1.0, jitter=0.0, max_retry_after=max_retry_after
@@ -149,7 +185,7 @@ def simulate(
         client = AsyncVentryx(
             api_key="vx_sim", base_url="http://sim.invalid/v1", retry_policy=policy
         )
-        sender = SimSender(limit, latency, result, seed)
+        sender = SimSender(limit, latency, result, seed + index, limiter)
         options = BulkOptions.of(
             {
                 "concurrency": concurrency,
@@ -161,13 +197,26 @@ def simulate(
         )
         engine = Engine(client._pipeline, gate, result.summary, options, sender=sender)
         start = trio.current_time()
-        await engine.run({"type": "sim", "data": {}, "key": f"k{i}"} for i in range(events))
+        await engine.run({"type": "sim", "data": {}, "key": f"c{index}k{i}"} for i in range(events))
         result.elapsed = trio.current_time() - start
+
+    async def main() -> None:
+        limiter = make_limiter(limit, trio.current_time())
+        async with anyio.create_task_group() as tg:
+            for index, result in enumerate(results):
+                tg.start_soon(one, result, limiter, index)
 
     trio._core._run._r.seed(seed)
     clock = trio.testing.MockClock(autojump_threshold=0)
     anyio.run(main, backend="trio", backend_options={"clock": clock})
-    return result
+    return results
+
+
+def jain(rates: list[float]) -> float:
+    """Jain's fairness index of per-client rates (1: all equal)."""
+    total = sum(rates)
+    squares = sum(r * r for r in rates)
+    return total * total / (len(rates) * squares) if squares > 0 else 1.0
 
 
 def effective_capacity(limit: RateLimit, concurrency: int, latency: float) -> float:

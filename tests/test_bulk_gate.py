@@ -150,3 +150,86 @@ async def test_a_long_idle_probe_does_not_overflow() -> None:
     assert rate is not None
     assert math.isfinite(rate)
     assert gate.admit_now() is not None
+
+
+async def cold_start_on_a_bucket_of_one(gate: RateGate, clock: FakeClock) -> None:
+    """64 requests at once on a bucket of burst 1 refilled every 20 ms (3 ms round trips):
+    one admitted, the rest refused; then the lone requests the gate lets through after its
+    pauses are refused too, each told to come back when the next token is due."""
+    tickets = [gate.admit_now() for _ in range(64)]
+    assert all(t is not None for t in tickets)
+    clock.now += 0.003
+    for ticket in tickets[1:]:
+        assert ticket is not None
+        gate.on_rate_limited(ticket, Refusal(0.017, max_pause=60))
+    assert tickets[0] is not None
+    gate.on_answer(tickets[0])
+    for retry_after in (0.011, 0.005):
+        probe = await gate.admit()
+        assert probe is not None
+        clock.now += 0.003
+        gate.on_rate_limited(probe, Refusal(retry_after, max_pause=60))
+
+
+async def test_a_repeated_refusal_measures_over_the_servers_wait_not_the_flood_floor() -> None:
+    gate, clock = make()
+    await cold_start_on_a_bucket_of_one(gate, clock)
+    assert gate.streak == 2  # the flood floor holds everyone for MIN_PAUSE...
+    assert gate.resume_at - clock.now >= MIN_PAUSE - 1e-9
+    # ... but one admission until the token due in 5 ms is no capacity of one per 50 ms.
+    rate = gate.rate
+    assert rate is not None
+    assert rate >= 25.0
+
+
+def paced_at_100_a_second() -> tuple[RateGate, FakeClock]:
+    """A gate that measured 100 admissions a second, then got its first 429."""
+    gate, clock = make()
+    for _ in range(100):
+        ticket = gate.admit_now()
+        assert ticket is not None
+        clock.now += 0.01
+        gate.on_answer(ticket)
+    first = gate.admit_now()
+    assert first is not None
+    gate.on_rate_limited(first, Refusal(0.01, max_pause=60))
+    return gate, clock
+
+
+async def test_a_refusal_saying_nothing_remains_is_never_taken_for_background() -> None:
+    # Paced at its measured capacity, the gate gets refusals that say the limit is spent
+    # (as a limit shared with another client does): they are the limit, so the gate stays
+    # paced instead of taking them for rate-independent 429s and going unpaced.
+    gate, clock = paced_at_100_a_second()
+    spent = RateHeaders(limit=1, remaining=0, reset=1)
+    for _ in range(5):
+        for _ in range(20):
+            ticket = await gate.admit()
+            assert ticket is not None
+            clock.now += 0.001
+            gate.on_answer(ticket)
+        ticket = await gate.admit()
+        assert ticket is not None
+        gate.on_rate_limited(ticket, Refusal(0.01, spent, max_pause=60))
+        assert gate.rate is not None  # still paced
+    assert gate.background == 0.0
+
+
+async def test_an_episode_on_too_few_admissions_cuts_the_rate_by_half_at_most() -> None:
+    gate, clock = paced_at_100_a_second()
+    paced = gate.rate
+    assert paced is not None
+    assert paced > 50
+    # One admission, then a refusal half a second later (others took the limit meanwhile).
+    ticket = await gate.admit()
+    assert ticket is not None
+    gate.on_answer(ticket)
+    clock.now += 0.5
+    ticket = await gate.admit()
+    assert ticket is not None
+    before = gate.rate
+    assert before is not None
+    gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))
+    after = gate.rate
+    assert after is not None
+    assert after >= 0.5 * before

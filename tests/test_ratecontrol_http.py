@@ -75,3 +75,34 @@ async def test_sporadic_429s_do_not_ratchet_the_rate_down(
     assert summary.delivered == 400
     assert summary.rate_limited > 0
     applied_once(server, 400)
+
+
+async def test_x_ratelimit_headers_of_2xx_answers_reach_the_gate(
+    make_client: Any, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate gets the X-RateLimit headers of every 2xx answer, on every transport."""
+    from ventryx._bulk import _run
+    from ventryx._bulk._gate import RateGate, RateHeaders, Ticket
+
+    class Recording(RateGate):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[RateHeaders | None] = []
+
+        def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
+            self.seen.append(headers)
+            super().on_answer(ticket, headers)
+
+    gate = Recording()
+    monkeypatch.setattr(_run, "gate_for", lambda owner: gate)
+    server.configure(rate_limit=RateLimit(1000, burst=1000))
+    summary = await make_client().events.emit_many(items(30, "h"), concurrency=4)
+    assert summary.delivered == 30
+    assert len(gate.seen) == 30
+    assert all(h is not None and h.limit == 1000 for h in gate.seen), gate.seen[:3]
+    remaining = sorted(h.remaining for h in gate.seen if h is not None and h.remaining is not None)
+    assert remaining[0] < remaining[-1] <= 1000  # each answer's own count
+    server.configure(rate_limit=None)
+    gate.seen.clear()
+    await make_client().events.emit_many(items(5, "n"), concurrency=2)
+    assert gate.seen == [None] * 5  # no such headers: nothing made up

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from _ratesim import OldGateAdapter, Result, events_for, misses, simulate
+from _ratesim import OldGateAdapter, Result, events_for, misses, simulate, simulate_fleet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +97,14 @@ TARGET_POINTS = [
     ),
     pytest.param(RateLimit(50, burst=1), 16, 0.01, id="bucket-50-b1"),
     pytest.param(RateLimit(500, burst=400), 64, 0.01, id="bucket-500-b400"),
+    # The benchmark's bucket: refusals saying nothing remains were taken for background
+    # (44.6% 429s at 3 ms before the gate read Remaining: 0 as the limit).
+    pytest.param(RateLimit(50, burst=25), 64, 0.003, id="bucket-50-b25-3ms"),
+    # Whole-second Retry-After: the first window measure is a lower bound (0.94 R steady and
+    # 6.7% 429s when it was probed above as slowly as a measure on exact waits).
+    pytest.param(
+        RateLimit(50, burst=25, retry_after="seconds"), 64, 0.003, id="bucket-50-b25-seconds-3ms"
+    ),
     pytest.param(RateLimit(1000, burst=10), 64, 0.02, id="bucket-1000-b10-latency-20ms"),
     pytest.param(
         RateLimit(shape="concurrency", max_in_service=4, latency=0.02), 64, 0.01,
@@ -152,3 +160,29 @@ def test_the_old_gate_misses_targets_the_new_one_meets() -> None:
         )
         new = simulate(sporadic, events=1000, concurrency=64, latency=0.02)
     assert old.elapsed > 1.5 * new.elapsed  # the old gate ratchets down on sporadic 429s
+
+
+def test_a_short_run_on_a_bucket_of_one_is_not_measured_at_the_flood_floor() -> None:
+    """300 events, c=64, 3 ms round trips, R=50 burst 1: the cold start's repeated refusals
+    once measured one admission per 50 ms flood-floor pause (0.38 R over the run)."""
+    limit = RateLimit(50, burst=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = simulate(limit, events=300, concurrency=64, latency=0.003)
+    assert result.summary.delivered == 300
+    assert 300 / result.elapsed >= 0.8 * limit.rate
+
+
+@pytest.mark.parametrize("clients", [2, 4])
+def test_clients_sharing_one_limit_each_settle_every_event_once(clients: int) -> None:
+    """K clients, each its own gate, on one bucket (the benchmark's K processes): nothing
+    lost or duplicated. Their total and fairness miss the issue's targets (see the note)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = simulate_fleet(
+            RateLimit(50, burst=1), clients=clients, events=100, concurrency=16, latency=0.003
+        )
+    for result in results:
+        assert result.summary.delivered == 100, result.summary
+        assert len(result.applied) == 100
+        assert all(n == 1 for n in result.applied.values())

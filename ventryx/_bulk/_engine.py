@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ventryx._bulk._gate import Gate, Refusal, Ticket, parse_rate_headers
+from ventryx._bulk._gate import Gate, RateHeaders, Refusal, Ticket, parse_rate_headers
 from ventryx._bulk._input import fresh_key, prepare
 from ventryx._bulk._options import BulkOptions
 from ventryx._bulk._results import BulkProgress, BulkSummary, EventOutcome, OutcomeStatus
@@ -44,17 +44,22 @@ class HttpxSender:
     A sender (this one; the rate simulations pass their own) has ``prepare``, which turns an
     event's body and key into what all its attempts send (``InvalidInputError`` if it cannot
     be), and ``send``, one attempt of that: the id of the event created, or an ``APIError``.
+    A sender may also have ``rate_headers``: the X-RateLimit headers of the answer ``send``
+    has just returned (the engine reads it at once, before anything else runs).
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.rate_headers: RateHeaders | None = None
 
     def prepare(self, body: dict[str, Any], key: str) -> Any:
         return self.pipeline.build_request("POST", "/events", body=body, idempotency_key=key)
 
     async def send(self, prepared: Any, attempt: int) -> str:
         response = await self.pipeline.send_once(prepared, attempt)
-        return self.pipeline.decode(Event, response).id
+        event_id = self.pipeline.decode(Event, response).id
+        self.rate_headers = parse_rate_headers(response.raw.http_response.headers)
+        return event_id
 
 
 class Sender(Protocol):
@@ -80,6 +85,10 @@ class _CircuitBreaker:
 
     def prepare(self, body: dict[str, Any], key: str) -> Any:
         return self.inner.prepare(body, key)
+
+    @property
+    def rate_headers(self) -> RateHeaders | None:
+        return getattr(self.inner, "rate_headers", None)
 
     async def send(self, prepared: Any, attempt: int) -> str:
         try:
@@ -278,7 +287,7 @@ class Engine:
                     except APIError as exc:
                         error = exc
                     else:
-                        gate.on_answer(ticket)
+                        gate.on_answer(ticket, getattr(self.sender, "rate_headers", None))
                         return self._outcome(job, "delivered", event_id=event_id)
             finally:
                 self._sending.discard(scope)

@@ -22,7 +22,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   pacing, the rate of the last admissions before the refusal if higher (a small bucket does
   not keep what the client did not use). A cold start refused before anything was measured
   starts at one request per round trip, finishes the measure from the answers still in
-  flight and doubles every round trip until the next episode measures properly.
+  flight and doubles every round trip until the next episode measures properly. A later
+  episode measured on fewer than ``SLOW_START_SAMPLES`` admissions (a limit shared with
+  other clients refuses this one now and then, whatever its own rate) cuts the rate at most
+  to ``MAX_CUT`` of what it was.
 - **Pacing and probing.** After an episode the gate paces at ``BETA`` (0.97) of the
   estimate, one admission every ``1/rate`` (no burst), rises back to the estimate over one
   probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
@@ -32,7 +35,11 @@ Designed from what a client can measure; nothing is assumed about the server's c
   says (whole-second Retry-Afters and X-RateLimit-Resets round a bucket's milliseconds up to
   a second); the one request then let through tells: refused again (the limit stayed spent,
   as a window does), the gate waits the server's Retry-After (or Reset) in full, and
-  measures the window's capacity as what got through over it. A Retry-After beyond
+  measures the window's capacity as what got through over it (up to when the server said
+  it has room, not to the flood floor's longer pause). A wait in whole seconds is rounded
+  up by as much as a second, so where that is a third of the span or more the measure is a
+  lower bound: the first time, the probe period after it is at most ``COARSE_PERIOD``.
+  A Retry-After beyond
   ``max_pause`` (the policy's ``max_retry_after``) is never applied to the gate: that event
   fails (the engine's call) and the client goes on. Refusals in a row without an admission
   back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one request out at a time, so a
@@ -45,7 +52,7 @@ Designed from what a client can measure; nothing is assumed about the server's c
   it is first established the cuts that led there are undone; from then on a 429 starts an
   episode only when the cycle's 429 count is well above the background's share, and the
   others only make their own event wait (its Retry-After, capped). A 429 saying
-  ``X-RateLimit-Remaining`` > 0 is never a limit.
+  ``X-RateLimit-Remaining`` > 0 is never a limit, and one saying 0 is never background.
 - **Concurrency.** Where the server limits requests in service rather than per second, the
   measured capacity is its throughput and pacing below it keeps the count in service below
   the limit (Little's law); a refusal with more in flight than any admitted request of the
@@ -85,6 +92,8 @@ MAX_PAUSE = 2.0  # where that floor stops doubling
 MIN_RATE = 0.5  # admissions per second never paced below
 MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float overflow)
 SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
+COARSE_PERIOD = 1.0  # seconds: the probe period after a measure on a whole-second wait
+MAX_CUT = 0.5  # an episode measured on too few admissions cuts the rate at most to this share
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
 BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
@@ -257,6 +266,7 @@ class RateGate:
         self._slow = False  # the last measure rests on too few admissions: slow start
         self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
+        self._coarse = False  # a measure on a whole-second wait was probed above early
 
     # -- pacing ------------------------------------------------------------------------------
 
@@ -434,7 +444,8 @@ class RateGate:
             return 0.0
         self._cycle_429 += 1
         answers = self._cycle_ok + self._cycle_429
-        ramp = self._in_ramp(ticket)
+        # A 429 saying the limit has nothing left is the limit, never background.
+        ramp = self._in_ramp(ticket) and not (headers is not None and headers.remaining == 0)
         if ramp:
             self._ramp_429 += 1
             if self._ramp_429 == BACKGROUND_EVIDENCE and self._streak == 0:
@@ -536,13 +547,21 @@ class RateGate:
             self._pause_until(now, now + max(pause, floor))
             self._next_slot = self.resume_at
             spell_at, spell_ok = self._spell
-            if pause > 0 and self._base is not None and self.resume_at > spell_at:
+            room_at = now + pause  # when the server says it has room (not the flood floor)
+            if pause > 0 and self._base is not None and room_at > spell_at:
                 # What got through since the limit last had room, to when the server says it
                 # has room again: a window's count over its length.
-                capacity = (self._ok - spell_ok) / (self.resume_at - spell_at)
+                capacity = (self._ok - spell_ok) / (room_at - spell_at)
                 if 0 < capacity < self._capacity:
                     self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
-            self._spell = (self.resume_at, self._ok)
+                    whole = pause >= 1.0 and pause == math.floor(pause)
+                    if whole and room_at - spell_at < 3.0 and not self._coarse:
+                        # A wait in whole seconds rounds up by as much as a second, a third
+                        # or more of the span measured here: the measure is a lower bound,
+                        # so the first such probes above it soon.
+                        self._coarse = True
+                        self._probe_period = min(self._probe_period, COARSE_PERIOD)
+            self._spell = (room_at if pause > 0 else self.resume_at, self._ok)
             self._probe_at(self.resume_at)
             return
         # Answers of one round trip can all come at once: a cycle is at least one.
@@ -561,6 +580,7 @@ class RateGate:
             capacity = max(capacity, (len(recent) - 1) / (recent[-1] - recent[0]))
             samples = max(samples, len(recent))
         # Slow start only from the cold start's measure; later ones build on earlier ones.
+        was_slow = self._slow
         self._slow = before is None and samples < SLOW_START_SAMPLES
         self._spent = False
         if before is None and admitted == 0:
@@ -572,6 +592,10 @@ class RateGate:
             rate = min(BETA * capacity, FIRST_CUT * offered) if offered > 0 else MIN_RATE
         else:
             rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
+            if samples < SLOW_START_SAMPLES and not was_slow:
+                # Too few admissions to measure anything (a limit shared with other clients
+                # refuses this one now and then whatever its own rate): cut by half at most.
+                rate = max(rate, before * MAX_CUT)
         rate = max(rate, MIN_RATE)
         cold = before is None and admitted == 0
         self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
