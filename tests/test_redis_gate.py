@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ from ventryx import (
     RetryPolicy,
 )
 from ventryx._bulk._gate import Refusal, Ticket
-from ventryx._bulk._redis_gate import _LATE, _SHARED, START_WINDOW
+from ventryx._bulk._redis_gate import _FIELDS, _LATE, _SHARED, _STATE, LEASE_MAX, START_WINDOW
 from ventryx.testing import LocalServer, RateLimit, ServerConfig
 
 pytestmark = pytest.mark.anyio
@@ -67,11 +68,13 @@ def gates(redis_server: RedisServer, key: str) -> Iterator[Any]:
         gate.close()
 
 
-def state(redis_server: RedisServer, key: str) -> dict[str, str]:
+def state(redis_server: RedisServer, key: str) -> dict[str, float]:
+    """The key's shared state, field by field ({} when there is none)."""
     import redis
 
-    with redis.Redis.from_url(redis_server.url, decode_responses=True) as r:
-        return r.hgetall(key)
+    with redis.Redis.from_url(redis_server.url) as r:
+        raw = r.get(key)
+    return {} if raw is None else dict(zip(_FIELDS, struct.unpack(_STATE, raw), strict=True))
 
 
 def events(n: int, tag: str = "t") -> list[dict[str, Any]]:
@@ -281,6 +284,61 @@ async def test_a_single_calls_turn_is_not_counted_in_flight(gates: Any) -> None:
     reply = await a._call_async(START_WINDOW)
     assert reply is not None
     assert all(slot >= 0 for _, slot in reply.slots)  # the window is still open to the fleet
+
+
+def script_calls(redis_server: RedisServer) -> int:
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as r:
+        stats = r.info("commandstats")
+    return sum(
+        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval")
+    )
+
+
+async def slow_start_done(gate: RedisRateGate) -> None:
+    """Past the key's slow start (answered one by one): its rate is far above any lease's."""
+    for _ in range(8):
+        ticket = await gate.admit()
+        assert ticket is not None
+        gate.on_answer(ticket)
+    await anyio.sleep(0.4)  # the start rate doubles every 0.1 s from the first answer
+
+
+async def test_a_client_at_a_high_rate_leases_several_slots_per_call(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    gate = gates()
+    await slow_start_done(gate)
+    before = script_calls(redis_server)
+    for _ in range(64):
+        ticket = await gate.admit()
+        assert ticket is not None
+        assert ticket.data is _SHARED
+        gate.on_answer(ticket)
+    calls = script_calls(redis_server) - before
+    assert 1 <= calls <= 32  # a lease of up to LEASE_MAX more slots per call
+    await gate._call_async(0)
+    shared = state(redis_server, key)
+    assert shared["adm"] - shared["back"] <= LEASE_MAX  # what was leased and is not back
+
+
+async def test_a_429_voids_the_lease_and_goes_out_with_the_next_admission(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    gate = gates()
+    await slow_start_done(gate)
+    for _ in range(64):  # calls in quick succession: the lease grows
+        ticket = await gate.admit()
+        assert ticket is not None
+        if gate._batching.lease.slots:
+            break  # more slots leased than used so far
+        gate.on_answer(ticket)
+    assert gate._batching.lease.slots
+    gate.on_rate_limited(ticket, Refusal(0.2))
+    await gate.admit(budget=5.0)
+    assert state(redis_server, key)["ep"] == 1  # reported at once: the lease did not serve it
+    assert not gate._batching.lease.slots
 
 
 # -- a fleet on one key, in virtual time (the real script, a real Redis) ----------------------
@@ -574,6 +632,22 @@ async def test_an_asyncio_redis_client_on_its_own_loop(
         assert ticket.data is not _SHARED
         assert gate.errors == 1
         assert "Redis unreachable (ConfigurationError)" in caplog.text
+
+
+def test_a_callers_decoding_client_serves_the_gate(redis_server: RedisServer, key: str) -> None:
+    """The script's reply is packed numbers: a client that decodes replies still reads it."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as client:
+        gate = RedisRateGate(client, key=key)
+        first = gate._call_blocking(2)
+        second = gate._call_blocking(1)
+        assert first is not None
+        assert second is not None
+        assert gate.errors == 0
+        assert len(first.slots) == 2
+        assert [at for _, at in first.slots] == sorted(at for _, at in first.slots)
+        assert second.slots[0][1] >= first.slots[1][1]  # one schedule
 
 
 # -- bad input ------------------------------------------------------------------------------------

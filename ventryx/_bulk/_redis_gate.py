@@ -10,9 +10,16 @@ exactly as two processes on one host do.
 
 One round trip per admission at most: the answers that passed and the 429s a client saw ride
 along with its next call (``on_answer`` and ``on_rate_limited`` cost no I/O), and the workers
-of one event loop that ask for a slot while a call is under way share the next call. A worker
-whose slot is far out confirms it on waking and queues again if an episode began anywhere
-meanwhile, or a pause now covers it.
+of one event loop that ask for a slot while a call is under way share the next call. At a high
+rate a call also *leases* the slots of the next ``LEASE_HORIZON`` (2 ms) of the schedule, up to
+``LEASE_MAX`` more than asked for (the count doubling while leases are used up, halved when
+slots went unused): the next admissions of that thread take them without a round trip. A
+leased slot not used within the horizon goes back unused (it counts as a request that never
+came back), and a 429 seen meanwhile voids the lease (its report goes out with the next
+admission's call). A worker whose slot is far out confirms it on waking and queues again if
+an episode began anywhere meanwhile, or a pause now covers it. The script's arguments, its
+reply and the key's state are packed doubles (no number is formatted or parsed as text, and
+one ``SET ... PX`` writes the state with its expiry).
 
 The controller in the script is the shared gate's own, not a copy of the local ``RateGate``
 (``_gate``): a fleet sees every client's answers in one place, so it measures differently.
@@ -57,7 +64,7 @@ The controller in the script is the shared gate's own, not a copy of the local `
   the key is new. A 429 saying ``X-RateLimit-Remaining`` > 0 is never the limit (that event
   waits its Retry-After on its own).
 
-The hash expires ``ttl`` seconds after its last use.
+The state (one string of packed numbers) expires ``ttl`` seconds after its last use.
 
 A Redis outage (refused, timed out, any Redis error) degrades to the client's local gate with
 one warning; Redis is tried again every ``retry_interval`` seconds by one caller at a time, and
@@ -72,9 +79,11 @@ calls, a ``redis.Redis`` (through a worker thread in async code).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib
 import math
+import struct
 import threading
 import time
 import weakref
@@ -106,44 +115,54 @@ START_WINDOW = 4  # and before the first 429, in flight at most this plus the an
 _POLL = 0.02  # a worker refused a slot by that window asks again after this long
 _CONFIRM_AFTER = 0.005  # a worker that slept longer than this confirms its slot on waking
 _MAX_REPORTS = 32  # 429s described by one call (more in one round trip add nothing)
+LEASE_HORIZON = 0.002  # a call leases the slots of the next this many seconds (a high rate) ...
+LEASE_MAX = 8  # ... at most this many more than it was asked for
 
-# ARGV: now ('' : Redis's TIME; a number: a simulation's virtual clock), passed, returned
-# (429s and lost requests, for the count in flight), ttl_ms, max_pause, take, held,
-# held_epoch, then per 429 (epoch, retry_after, reset, age): retry_after and reset -1 when
-# absent (or not to be trusted), age the seconds since its request was admitted. take: slots
-# to hand out (0: only report); held (-1: none): a slot, in Redis's time, taken at held_epoch,
-# to confirm: it stands unless an episode began since or a pause now covers it, else one slot
-# is taken anew.
-# Returns {epoch, rate ('' when unpaced), streak, pause_left, then wait, slot per slot};
-# times as strings, slots in Redis's time (what the tests check pacing on); a slot of -1 is
-# none (the start window is full): ask again after its wait.
+# ARGV[1]: big-endian doubles: now (-1: Redis's TIME; else a simulation's virtual clock),
+# passed, returned (429s and lost requests, for the count in flight), ttl_ms, max_pause,
+# take, held, held_epoch, lease, then per 429 (epoch, retry_after, reset, age): retry_after
+# and reset -1 when absent (or not to be trusted), age the seconds since its request was
+# admitted. take: slots to hand out (0: only report); held (-1: none): a slot, in Redis's
+# time, taken at held_epoch, to confirm: it stands unless an episode began since or a pause
+# now covers it, else one slot is taken anew; lease: at most this many slots more, as long as
+# they fall within LEASE_HORIZON of now (a client at a high rate takes several per call).
+# Returns doubles too: epoch, rate (-1: unpaced), streak, pause_left, now, then each slot in
+# Redis's time (what the tests check pacing on); a slot of -1 is none (the start window is
+# full): ask again after _POLL. The state is one string of doubles (``_FIELDS``), written
+# with its expiry by one SET. (Packed numbers, not text: converting numbers to and from
+# strings, and a hash's one command per field set, were most of the script's cost.)
+_FIELDS = (
+    *("ep", "ra", "ns", "base", "cap", "pf", "pp", "str", "ok", "cok0", "cat", "fa"),
+    *("adm", "back", "ss", "pv"),
+)
+_NIL = -1e300  # a field of the state not set yet
+_STATE = ">" + "d" * len(_FIELDS)  # the state's struct format, in Lua as in Python
 _SCRIPT = f"""
 if redis.replicate_commands then redis.replicate_commands() end
 local k = KEYS[1]
-local now = tonumber(ARGV[1])
-if now == nil then
+local NIL = {_NIL}  -- (in the state: a field not set yet)
+local argv = {{struct.unpack('>' .. string.rep('d', #ARGV[1] / 8), ARGV[1])}}
+local count = #ARGV[1] / 8
+local now = argv[1]
+if now < 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
-local v = redis.call('HMGET', k, 'ep', 'ra', 'ns', 'base', 'cap', 'pf', 'pp', 'str', 'ok',
-  'cok0', 'cat', 'fa', 'adm', 'back', 'ss', 'pv')
-local ep = tonumber(v[1]) or 0
-local ra = tonumber(v[2]) or 0
-local ns = tonumber(v[3]) or 0
-local base = tonumber(v[4])
-local cap = tonumber(v[5]) or 0
-local pf = tonumber(v[6]) or 0
-local pp = tonumber(v[7]) or 1
-local str = tonumber(v[8]) or 0
-local ok = tonumber(v[9]) or 0
-local cok0 = tonumber(v[10]) or 0
-local cat = tonumber(v[11])
-local fa = tonumber(v[12])
-local adm = tonumber(v[13]) or 0
-local back = tonumber(v[14]) or 0
-local ss = tonumber(v[15])
-local pv = tonumber(v[16]) or 0
-local function fmt(x) return string.format('%.6f', x) end
+local ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv =
+  0, 0, 0, NIL, 0, 0, 1, 0, 0, 0, NIL, NIL, 0, 0, NIL, 0
+local stored = redis.pcall('GET', k)
+if type(stored) == 'table' then  -- not ours (another layout of the state): start afresh
+  redis.call('DEL', k)
+  stored = false
+end
+if stored then
+  ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv =
+    struct.unpack('{_STATE}', stored)
+end
+if base == NIL then base = nil end
+if cat == NIL then cat = nil end
+if fa == NIL then fa = nil end
+if ss == NIL then ss = nil end
 
 local function rate_at(at)
   if base == nil then  -- slow start: doubling from the first answer on
@@ -158,8 +177,8 @@ local function rate_at(at)
   return cap * (1 + {PROBE_GAIN} * (x + x * x * x))
 end
 
-local passed = tonumber(ARGV[2])
-back = back + passed + tonumber(ARGV[3])
+local passed = argv[2]
+back = back + passed + argv[3]
 if passed > 0 then
   ok = ok + passed
   str = 0
@@ -167,13 +186,13 @@ end
 if cat == nil and back > 0 then cat = now end
 if fa == nil and back > 0 then fa = now end
 
-local max_pause = tonumber(ARGV[5])
-local n = 9
-while ARGV[n] do
-  local e = tonumber(ARGV[n])
-  local trusted = tonumber(ARGV[n + 1])
-  local reset = tonumber(ARGV[n + 2])
-  local age = tonumber(ARGV[n + 3])
+local max_pause = argv[5]
+local n = 10
+while n + 3 <= count do
+  local e = argv[n]
+  local trusted = argv[n + 1]
+  local reset = argv[n + 2]
+  local age = argv[n + 3]
   if cat == nil then cat = now end
   if e ~= ep then
     -- part of the last episode (e < 0: a single call's), pausing everyone already unless
@@ -233,12 +252,13 @@ while ARGV[n] do
   n = n + 4
 end
 
-local take = tonumber(ARGV[6])
-local held = tonumber(ARGV[7])
+local take = argv[6]
+local held = argv[7]
+local lease = argv[9]
 local rate = rate_at(now)
 local slots = {{}}
 if held >= 0 then
-  if held >= ra and tonumber(ARGV[8]) == ep then slots[1] = held; take = 0 else take = 1 end
+  if held >= ra and argv[8] == ep then slots[1] = held; take = 0 else take = 1 end
 end
 local room = take
 if base == nil then  -- slow start: in flight at most the start window plus what came back
@@ -250,29 +270,31 @@ for _ = 1, room do  -- each slot at the rate of its own time (a ramp goes on ram
   slots[#slots + 1] = start
 end
 adm = adm + room
+-- a lease: more slots, only as long as they fall within LEASE_HORIZON of now (and the window)
+local spare = lease
+if base == nil then spare = math.min(lease, {START_WINDOW} + 2 * back - adm) end
+local extra = 0
+while extra < spare and room == take and math.max(now, ra, ns) <= now + {LEASE_HORIZON} do
+  local start = math.max(now, ra, ns)
+  ns = start + 1 / rate_at(start)
+  slots[#slots + 1] = start
+  extra = extra + 1
+end
+adm = adm + extra
 if ss == nil and room > 0 then ss = now end
 
-redis.call('HSET', k, 'ep', ep, 'ra', fmt(ra), 'ns', fmt(ns), 'cap', fmt(cap), 'pf', fmt(pf),
-  'pp', fmt(pp), 'str', str, 'ok', ok, 'cok0', cok0, 'adm', adm, 'back', back, 'pv', pv)
-if base ~= nil then redis.call('HSET', k, 'base', fmt(base)) end
-if cat ~= nil then redis.call('HSET', k, 'cat', fmt(cat)) end
-if fa ~= nil then redis.call('HSET', k, 'fa', fmt(fa)) end
-if ss ~= nil then redis.call('HSET', k, 'ss', fmt(ss)) end
-redis.call('PEXPIRE', k, ARGV[4])
-local shown = ''
-if base ~= nil then shown = fmt(rate) end
-local reply = {{ep, shown, str, fmt(math.max(ra - now, 0))}}
-for _, at in ipairs(slots) do
-  reply[#reply + 1] = fmt(math.max(at - now, 0))
-  reply[#reply + 1] = fmt(at)
-end
-for _ = room + 1, take do
-  reply[#reply + 1] = fmt({_POLL})
-  reply[#reply + 1] = '-1'
-end
-return reply
+local function opt(x) if x == nil then return NIL end return x end
+redis.call('SET', k, struct.pack('{_STATE}', ep, ra, ns, opt(base), cap, pf, pp, str,
+  ok, cok0, opt(cat), opt(fa), adm, back, opt(ss), pv), 'PX', argv[4])
+local shown = -1
+if base ~= nil then shown = rate end
+local reply = {{ep, shown, str, math.max(ra - now, 0), now}}
+for _, at in ipairs(slots) do reply[#reply + 1] = at end
+for _ = room + 1, take do reply[#reply + 1] = -1 end
+return struct.pack('>' .. string.rep('d', #reply), unpack(reply))
 """
 _SHA = hashlib.sha1(_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+_RAW = {"NEVER_DECODE": True}  # the reply is packed numbers, even for a decoding client
 
 
 class _Reply:
@@ -280,14 +302,16 @@ class _Reply:
 
     __slots__ = ("epoch", "pause", "pause_end", "rate", "slots", "streak")
 
-    def __init__(self, raw: Any, midpoint: float) -> None:
-        self.epoch = int(raw[0])
-        self.rate = float(raw[1]) if raw[1] not in (b"", "") else None
-        self.streak = int(raw[2])
-        self.pause = float(raw[3])
+    def __init__(self, raw: bytes, midpoint: float) -> None:
+        values = struct.unpack(f">{len(raw) // 8}d", raw)
+        self.epoch = int(values[0])
+        self.rate = None if values[1] < 0 else values[1]
+        self.streak = int(values[2])
+        self.pause = values[3]
+        now = values[4]
         # The script ran about halfway through the round trip: waits count from there.
         self.slots = [
-            (midpoint + float(raw[i]), float(raw[i + 1])) for i in range(4, len(raw) - 1, 2)
+            (midpoint + _POLL, t) if t < 0 else (midpoint + t - now, t) for t in values[5:]
         ]
         self.pause_end = midpoint + self.pause
 
@@ -315,6 +339,55 @@ class _Ticket:
         self.done = anyio.Event()
         self.served = False  # False when woken unserved (the call's owner was cancelled)
         self.result: _Slot | None = None
+
+    def serve(self, result: _Slot | None) -> None:
+        self.result = result
+        self.served = True
+        self.done.set()
+
+
+class _Lease:
+    """One thread's leased slots (a high rate: the next ``LEASE_HORIZON`` of the schedule)
+    and how many more slots its next call asks for: doubling (+1) while a lease is used up
+    or calls come within the horizon of each other, halved when slots went unused."""
+
+    __slots__ = ("drained", "last", "slots", "want")
+
+    def __init__(self) -> None:
+        self.slots: collections.deque[_Slot] = collections.deque()
+        self.want = 1
+        self.last = -math.inf
+        self.drained = False
+
+    def size(self, now: float) -> int:
+        """The lease the next call asks for (a call is made now)."""
+        if self.drained or now - self.last < LEASE_HORIZON:
+            self.want = min(2 * self.want + 1, LEASE_MAX)
+        self.last = now
+        self.drained = False
+        return self.want
+
+    def keep(self, reply: _Reply, taken: int, now: float) -> _Slot:
+        """Lease what a reply gave beyond the ``taken`` slots asked for; the first slot.
+        (A leased slot is fresh from the reply's arrival, ``now``, if its deadline is earlier:
+        a slow round trip spent none of its horizon.)"""
+        for i in range(taken, len(reply.slots)):
+            deadline, at, epoch, pause_end = reply.slot(i)
+            self.slots.append((max(deadline, now), at, epoch, pause_end))
+        return reply.slot(0)
+
+    def take(self, now: float, void: bool) -> int:
+        """Drop the slots gone stale (all of them if ``void``); how many were dropped."""
+        slots = self.slots
+        wasted = 0
+        while slots and (void or slots[0][0] < now - LEASE_HORIZON):
+            slots.popleft()
+            wasted += 1
+        if wasted:
+            self.want //= 2
+        elif len(slots) == 1:
+            self.drained = True  # the last one is used now
+        return wasted
 
 
 def _positive(value: object, param: str) -> float:
@@ -359,6 +432,7 @@ class RedisRateGate:
         if not isinstance(key, str) or not key or len(key) > 512:
             raise InvalidInputError("key", "must be a non-empty string of at most 512 characters")
         self.key = key
+        self._key = key.encode()
         self._ttl_ms = math.ceil(_positive(ttl, "ttl") * 1000)
         self._max_pause = _positive(max_pause, "max_pause")
         timeout = _positive(socket_timeout, "socket_timeout")
@@ -468,8 +542,15 @@ class RedisRateGate:
                 late = 0.0  # a new slot: how late this one is used is what counts
 
     async def _take(self) -> _Slot | None:
-        """One slot; the workers of this thread that ask meanwhile share one Redis call."""
+        """One slot: a leased one, else from a call that the workers of this thread that ask
+        meanwhile share (their slots taken along, and a lease for the next ones)."""
         local = self._batching
+        lease: _Lease | None = getattr(local, "lease", None)
+        if lease is None:
+            lease = local.lease = _Lease()
+        got = self._leased(lease)
+        if got is not None:
+            return got
         queue: list[_Ticket] | None = getattr(local, "queue", None)
         if queue is not None:  # a call is under way: the next one takes this slot too
             ticket = _Ticket()
@@ -479,22 +560,38 @@ class RedisRateGate:
         local.queue = queue = []
         batch: list[_Ticket] = []
         try:
-            reply = await self._call_async(1)
-            mine = None if reply is None else reply.slot(0)
+            reply = await self._call_async(1, lease=lease.size(self._clock()))
+            mine = None if reply is None else lease.keep(reply, 1, self._clock())
             while queue:
                 batch = queue[:]
                 del queue[:]
-                reply = await self._call_async(len(batch))
+                while batch and (got := self._leased(lease)) is not None:
+                    batch.pop(0).serve(got)
+                if not batch:
+                    continue
+                reply = await self._call_async(len(batch), lease=lease.size(self._clock()))
+                if reply is not None:
+                    lease.keep(reply, len(batch), self._clock())
                 for i, ticket in enumerate(batch):
-                    ticket.result = None if reply is None else reply.slot(i)
-                    ticket.served = True
-                    ticket.done.set()
+                    ticket.serve(None if reply is None else reply.slot(i))
                 batch = []
         finally:
             local.queue = None
             for ticket in (*batch, *queue):  # cancelled before serving them: they ask again
                 ticket.done.set()
         return mine
+
+    def _leased(self, lease: _Lease) -> _Slot | None:
+        """The next slot of this thread's lease, if one is still fresh and no 429 is pending
+        (its report goes with the next call); the others go back, as requests that never
+        came back would."""
+        if not lease.slots:
+            return None
+        wasted = lease.take(self._clock(), bool(self._reports))
+        if wasted:
+            with self._lock:
+                self._returned += wasted
+        return lease.slots.popleft() if lease.slots else None
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
         """An answer other than 429: counted towards the shared capacity estimate."""
@@ -573,8 +670,8 @@ class RedisRateGate:
     def _use_local(self) -> bool:
         return self._degraded and self._clock() < self._down_until
 
-    def _args(self, take: int, held: float, held_epoch: int) -> list[object] | None:
-        """The script's arguments (taking what is pending), or None to stay local for now."""
+    def _args(self, take: int, held: float, held_epoch: int, lease: int) -> bytes | None:
+        """The script's argument (taking what is pending), or None to stay local for now."""
         with self._lock:
             if self._degraded:
                 if self._clock() < self._down_until or self._probing:
@@ -583,14 +680,14 @@ class RedisRateGate:
             passed, self._passed = self._passed, 0
             returned, self._returned = self._returned, 0
             reports, self._reports = self._reports, []
-        now = "" if self._virtual is None else f"{self._virtual():.6f}"
-        args: list[object] = [now, passed, returned, self._ttl_ms, self._max_pause, take]
-        args += [held, held_epoch]
+        now = -1.0 if self._virtual is None else self._virtual()
+        values = [now, passed, returned, self._ttl_ms, self._max_pause, take, held, held_epoch]
+        values.append(lease)
         for report in reports:
-            args += report
-        return args
+            values += report
+        return struct.pack(f">{len(values)}d", *values)
 
-    def _parse(self, raw: Any, sent: float) -> _Reply:
+    def _parse(self, raw: bytes, sent: float) -> _Reply:
         reply = _Reply(raw, (sent + self._clock()) / 2)
         with self._lock:
             self._rate, self._streak = reply.rate, reply.streak
@@ -617,22 +714,23 @@ class RedisRateGate:
             self._retry_interval,
         )
 
-    def _run_sync(self, args: list[object]) -> Any:
+    def _run_sync(self, args: bytes) -> bytes:
         client = self._sync
         try:
-            return client.evalsha(_SHA, 1, self.key, *args)
+            return bytes(client.execute_command("EVALSHA", _SHA, 1, self._key, args, **_RAW))
         except Exception as exc:
             if type(exc).__name__ != "NoScriptError":
                 raise
-            return client.eval(_SCRIPT, 1, self.key, *args)  # loads it for the next EVALSHA
+            # loads it for the next EVALSHA
+            return bytes(client.execute_command("EVAL", _SCRIPT, 1, self._key, args, **_RAW))
 
-    async def _run_async(self, client: Any, args: list[object]) -> Any:
+    async def _run_async(self, client: Any, args: bytes) -> bytes:
         try:
-            return await client.evalsha(_SHA, 1, self.key, *args)
+            return bytes(await client.execute_command("EVALSHA", _SHA, 1, self._key, args, **_RAW))
         except Exception as exc:
             if type(exc).__name__ != "NoScriptError":
                 raise
-            return await client.eval(_SCRIPT, 1, self.key, *args)
+            return bytes(await client.execute_command("EVAL", _SCRIPT, 1, self._key, args, **_RAW))
 
     async def _loop_client(self) -> Any:
         """This event loop's asyncio client (a URL gate), closed when the loop shuts down."""
@@ -653,7 +751,7 @@ class RedisRateGate:
         return client
 
     def _call_blocking(self, take: int, held: float = -1.0, epoch: int = -1) -> _Reply | None:
-        args = self._args(take, held, epoch)
+        args = self._args(take, held, epoch, 0)
         if args is None:
             return None
         if self._sync is None:  # only an asyncio client: a blocking caller cannot use it
@@ -666,8 +764,10 @@ class RedisRateGate:
             self._failed(exc)
             return None
 
-    async def _call_async(self, take: int, held: float = -1.0, epoch: int = -1) -> _Reply | None:
-        args = self._args(take, held, epoch)
+    async def _call_async(
+        self, take: int, held: float = -1.0, epoch: int = -1, *, lease: int = 0
+    ) -> _Reply | None:
+        args = self._args(take, held, epoch, lease)
         if args is None:
             return None
         sent = self._clock()
