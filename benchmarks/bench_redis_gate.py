@@ -87,10 +87,10 @@ def _worker(spec: dict[str, Any]) -> None:
         gate = RedisRateGate(spec["redis"], key=spec["key"])
         measured = gate._call_async
 
-        async def timed(take: int, *args: Any) -> Any:
+        async def timed(take: int, *args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             try:
-                return await measured(take, *args)
+                return await measured(take, *args, **kwargs)
             finally:  # one call takes `take` slots (the waiting workers' at once)
                 calls.append((time.perf_counter() - started) / max(take, 1))
 
