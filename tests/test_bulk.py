@@ -118,6 +118,7 @@ async def test_async_iterable_and_models(anyio_backend: str, server: LocalServer
     assert ledger_keys == {r.idempotency_key for r in results}
 
 
+@pytest.mark.slow  # seconds of wall clock, the same on every Python: run once
 @pytest.mark.anyio
 async def test_cancel_then_rerun_with_the_same_keys(anyio_backend: str) -> None:
     config = ServerConfig(rate_limit=RateLimit(300, burst=10), record_requests=False)
@@ -215,6 +216,7 @@ async def test_progress_is_bounded_and_consistent(anyio_backend: str, server: Lo
         assert s.in_flight <= 8
 
 
+@pytest.mark.slow  # seconds of wall clock, the same on every Python: run once
 @pytest.mark.anyio
 async def test_memory_is_bounded_by_concurrency(
     anyio_backend: str, monkeypatch: pytest.MonkeyPatch

@@ -70,6 +70,7 @@ def test_ten_thousand_events_under_faults_through_the_portal(entry: str) -> None
         assert server.ledger.duplicates == 0
 
 
+@pytest.mark.slow  # seconds of wall clock, the same on every Python: run once
 def test_keyboard_interrupt_settles_then_propagates() -> None:
     n = 1500
     config = ServerConfig(rate_limit=RateLimit(300, burst=10), record_requests=False)

@@ -122,6 +122,7 @@ def test_no_api_key_is_a_usage_error(
     assert DEFAULT_TEST_KEY in err
 
 
+@pytest.mark.slow  # seconds of wall clock, the same on every Python: run once
 def test_emit_file_delivers_every_valid_line_once(
     server: LocalServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

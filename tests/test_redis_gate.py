@@ -484,6 +484,7 @@ async def test_a_single_call_429_pauses_the_other_clients(gates: Any) -> None:
     assert 0.5 < wait_of(reply) <= 2.0  # Retry-After ~2 s, shared with a client that sent nothing
 
 
+@pytest.mark.slow  # seconds of wall clock, the same on every Python: run once
 def test_sync_client_shares_its_429_and_waits_its_turn(
     gates: Any, redis_server: RedisServer, key: str
 ) -> None:
