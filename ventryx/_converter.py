@@ -123,13 +123,24 @@ def _unstructure_step(step: Step) -> dict[str, Any]:
     return data
 
 
+def _known_fields(cls: type[Any]) -> frozenset[str]:
+    """The JSON fields an open model reads itself (every field but ``extra``, ``raw_response``)."""
+    return frozenset({a.name for a in attrs.fields(cls)} - {"extra", "raw_response"})
+
+
+def _extra(value: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The fields of ``value`` a model does not know (most answers have none)."""
+    if value.keys() <= known:  # a set operation in C
+        return {}
+    return {k: v for k, v in value.items() if k not in known}
+
+
 def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
     """Hooks for a model whose unknown fields go to and come back from ``extra``."""
     from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override  # noqa: PLC0415
 
-    names = {a.name for a in attrs.fields(cls)}
-    has_raw = "raw_response" in names
-    known = frozenset(names - {"extra", "raw_response"})
+    has_raw = "raw_response" in {a.name for a in attrs.fields(cls)}
+    known = _known_fields(cls)
     omit = {"extra": override(omit=True)}
     if has_raw:
         omit["raw_response"] = override(omit=True)
@@ -141,8 +152,8 @@ def _register_open_model(converter: cattrs.Converter, cls: type[Any]) -> None:
             raise TypeError(f"expected a {cls.__name__} object, got {type(value).__name__}")
         fields: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
         obj = base_structure(fields, cls)
-        if not fields.keys() <= known:  # a set operation in C: most answers have no extra
-            extra = {k: v for k, v in fields.items() if k not in known}
+        extra = _extra(fields, known)
+        if extra:
             # The instance is new and seen by no one yet: set, not evolve (a copy).
             object.__setattr__(obj, "extra", extra)
         return obj
@@ -195,18 +206,11 @@ def get_converter() -> cattrs.Converter:
 # would, for a value of the usual shape (a dict with every field of its exact JSON type), and
 # returns ``None`` for anything else: the converter's hook then decides, and its errors name
 # every field that does not fit. None of them collects errors or attaches notes on the way.
-_WORKFLOW_FIELDS = frozenset({"id", "name", "trigger", "steps", "created_at", "updated_at"})
-_EVENT_FIELDS = frozenset({"id", "type", "data", "created_at"})
-_TRIGGER_FIELDS = frozenset({"event"})
-_META_FIELDS = frozenset({"total", "page", "per_page"})
-_DELETED_FIELDS = frozenset({"id", "deleted"})
-
-
-def _extra(value: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
-    """The fields of ``value`` a model does not know (most answers have none)."""
-    if value.keys() <= known:
-        return {}
-    return {k: v for k, v in value.items() if k not in known}
+_WORKFLOW_FIELDS = _known_fields(Workflow)
+_EVENT_FIELDS = _known_fields(Event)
+_TRIGGER_FIELDS = _known_fields(Trigger)
+_META_FIELDS = _known_fields(PageMeta)
+_DELETED_FIELDS = _known_fields(DeletedWorkflow)
 
 
 def _fast_datetime(value: Any) -> datetime | None:
