@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -133,6 +135,32 @@ def test_delay_answers_normally_after_the_delay(http: httpx.Client, server: Loca
     assert resp.elapsed.total_seconds() >= 0.29
     assert len(server.ledger.events) == 1
     assert server.ledger.faults == {"delay": 1}
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_release_delayed_answers_held_requests_at_once(
+    http: httpx.Client, server: LocalServer, idempotent: bool
+) -> None:
+    server.configure(faults=[FaultRule(EVENTS, fault=Fault("delay", delay=60.0))])
+    headers = {"Idempotency-Key": "held-1"} if idempotent else {}
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(http.post("/events", json={"type": "a"}, headers=headers))
+    )
+    sender.start()
+    for _ in range(500):  # until the server holds it
+        if server.ledger.attempts[EVENTS] == 1:
+            break
+        time.sleep(0.01)
+    assert server.ledger.events == []  # held: not applied yet
+    server.release_delayed()
+    sender.join(timeout=10.0)
+    assert not sender.is_alive(), "release_delayed() did not answer the held request"
+    assert answers[0].status_code == 201
+    assert len(server.ledger.events) == 1
+    # a request that comes after the release is held again
+    server.configure(faults=once(Fault("delay", delay=0.3)))
+    assert http.post("/events", json={"type": "b"}).elapsed.total_seconds() >= 0.29
 
 
 def test_faults_match_routes(http: httpx.Client, server: LocalServer) -> None:

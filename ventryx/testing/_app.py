@@ -62,6 +62,7 @@ class VentryxApp:
         self._idempotency = IdempotencyStore()
         self._bucket = self._new_bucket()
         self._faults = FaultPlan(self.config.faults, self.config.seed)
+        self._released = 0  # bumped by release_delayed(): held requests answer now
 
     def _new_bucket(self) -> Limiter | None:
         limit = self.config.rate_limit
@@ -88,6 +89,21 @@ class VentryxApp:
             self._bucket = self._new_bucket()
             self._faults = FaultPlan(self.config.faults, self.config.seed)
             self.ledger.clear()
+
+    def release_delayed(self) -> None:
+        """Let every request the ``delay`` fault holds now go on at once (a test that has
+        seen what it waited for need not wait out the rest of the delay)."""
+        self._released += 1
+
+    async def _hold(self, delay: float) -> None:
+        """The ``delay`` fault: ``delay`` seconds, or until ``release_delayed()``."""
+        generation = self._released
+        deadline = anyio.current_time() + delay
+        while self._released == generation:
+            left = deadline - anyio.current_time()
+            if left <= 0:
+                return
+            await anyio.sleep(min(left, 0.01))
 
     @property
     def event_count(self) -> int:
@@ -203,7 +219,7 @@ class VentryxApp:
         delay = fault.delay if fault is not None and fault.kind == "delay" else 0.0
         if call.idempotency_key is None:
             if delay:
-                await anyio.sleep(delay)
+                await self._hold(delay)
             with self._lock:
                 return endpoint.effect(self._store, call)
 
@@ -231,7 +247,7 @@ class VentryxApp:
         response: Response | None = None
         try:
             if delay:
-                await anyio.sleep(delay)
+                await self._hold(delay)
             with self._lock:
                 response = endpoint.effect(self._store, call)
                 if 200 <= response.status < 300:

@@ -76,6 +76,11 @@ class LocalServer:
         """Replace config fields at runtime (``rate_limit``, ``faults``, ``seed``...)."""
         return self.app.configure(**changes)
 
+    def release_delayed(self) -> None:
+        """Answer every request the ``delay`` fault is holding now, without waiting out the
+        rest of its delay."""
+        self.app.release_delayed()
+
     def reset(self) -> None:
         """Clear data, ledger, idempotency store and rate-limit bucket."""
         self.app.reset()
