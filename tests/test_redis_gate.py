@@ -341,6 +341,121 @@ async def test_a_429_voids_the_lease_and_goes_out_with_the_next_admission(
     assert not gate._batching.lease.slots
 
 
+# -- the controller, step by step in virtual time -----------------------------------------------
+
+_NIL = -1e300
+
+
+class Stepper:
+    """One gate on a virtual clock, from a state written field by field: answers and 429s
+    are reported with the next script call, as a client's are."""
+
+    def __init__(self, gate: RedisRateGate, redis_server: RedisServer, key: str) -> None:
+        self.gate, self.redis_server, self.key, self.now = gate, redis_server, key, 1000.0
+        gate._clock = gate._virtual = lambda: self.now
+
+    def write(self, **fields: float) -> None:
+        import redis
+
+        values = dict.fromkeys(_FIELDS, 0.0)
+        values.update(base=_NIL, cat=_NIL, fa=_NIL, ss=_NIL, pp=1.0)
+        values.update(fields)
+        packed = struct.pack(_STATE, *(values[name] for name in _FIELDS))
+        with redis.Redis.from_url(self.redis_server.url) as r:
+            r.set(self.key, packed, px=60_000)
+
+    def state(self) -> dict[str, float]:
+        return state(self.redis_server, self.key)
+
+    async def refused_at(self, at: float) -> dict[str, float]:
+        """At ``at``: one answer, then a 429 of a request admitted just before."""
+        self.now = at
+        epoch = int(self.state()["ep"])
+        self.gate.on_answer(Ticket(epoch, at, 0, _SHARED))
+        self.gate.on_rate_limited(Ticket(epoch, at - 0.001, 0, _SHARED), Refusal(0.001))
+        assert await self.gate._call_async(0) is not None
+        return self.state()
+
+    async def rate_at(self, at: float) -> float:
+        self.now = at
+        reply = await self.gate._call_async(0)
+        assert reply is not None
+        assert reply.rate is not None
+        return float(reply.rate)
+
+
+def measured(now: float, cap: float = 100.0) -> dict[str, float]:
+    """A key past slow start whose target ``cap`` was measured on many answers."""
+    return {"ep": 5, "base": 0.97 * cap, "cap": cap, "pf": now, "pp": 1.0, "ok": 5000,
+            "cok0": 4000, "cat": now, "fa": now - 60, "adm": 5000, "back": 5000,
+            "ss": now - 60}  # fmt: skip
+
+
+async def test_a_probe_that_confirms_the_limit_probes_again_later(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    """Each probe above a limit costs 429s: once two probes found it where the last one did,
+    the gate holds at the target for longer before probing again."""
+    step = Stepper(gates(), redis_server, key)
+    t0 = step.now
+    step.write(**measured(t0))
+    # climb over 1 s (pp), then probing: +6% one period later; refused there
+    first = await step.refused_at(t0 + 2.0)
+    assert first["cap"] == pytest.approx(0.97 * 106.0, rel=0.01)
+    assert first["cf"] == 1  # within 5% of the last target: confirmed
+    pf, pp, cap = first["pf"], first["pp"], first["cap"]
+    # the climb back ends at pf + pp; then it holds at the target for one more period
+    assert await step.rate_at(pf + 1.5 * pp) == pytest.approx(cap)
+    assert await step.rate_at(pf + 2.5 * pp) > cap  # and probes after it
+    second = await step.refused_at(pf + 3.0 * pp)
+    assert second["cf"] == 2
+    pf, pp, cap = second["pf"], second["pp"], second["cap"]
+    assert await step.rate_at(pf + 3.5 * pp) == pytest.approx(cap)  # three periods now
+    assert await step.rate_at(pf + 4.5 * pp) > cap
+    # refused early in the climb back, well below the target: the limit moved, probe soon
+    moved = await step.refused_at(pf + 0.1 * pp)
+    assert moved["cap"] < 0.95 * cap
+    assert moved["cf"] == 0
+    assert await step.rate_at(moved["pf"] + 1.5 * moved["pp"]) > moved["cap"]
+
+
+async def test_429s_in_a_row_with_few_answers_cut_deeper_each_time(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    """Refused again and again soon after an episode (the fleet is far above the limit, as at
+    the end of slow start), too soon to measure what gets through: each cut is deeper than the
+    last, so the overshoot ends in a few 429s instead of one per 3%."""
+    step = Stepper(gates(), redis_server, key)
+    t0 = step.now
+    step.write(**measured(t0, cap=400.0))
+    caps = [400.0]
+    for i in range(1, 5):
+        caps.append((await step.refused_at(t0 + 0.02 * i))["cap"])
+    cuts = [after / before for before, after in itertools.pairwise(caps)]
+    assert cuts[0] == pytest.approx(0.97 * 0.97, rel=0.01)  # a first one: BETA of the pace
+    assert all(a > b for a, b in itertools.pairwise(cuts)), cuts
+    assert caps[-1] < 0.75 * caps[0], caps  # three percent a time would be 0.78
+    # an episode after a full cycle is a new start: BETA again
+    later = await step.refused_at(step.now + 5.0)
+    assert later["sk"] == 0
+
+
+async def test_a_state_of_another_layout_is_started_afresh(
+    gates: Any, redis_server: RedisServer, key: str
+) -> None:
+    """A key written by another version of the gate (another number of fields): this one
+    starts the key anew rather than failing its script (and falling back to the local gate)."""
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as r:
+        r.set(key, b"\x00" * 8 * (len(_FIELDS) - 2), px=60_000)
+    gate = gates()
+    reply = await gate._call_async(1)
+    assert reply is not None
+    assert gate.errors == 0
+    assert state(redis_server, key)["adm"] == 1  # a fresh state, in this layout
+
+
 # -- a fleet on one key, in virtual time (the real script, a real Redis) ----------------------
 # Seconds of CPU each, the same on every Python: marked slow, they run once, on 3.11.
 

@@ -37,17 +37,23 @@ The controller in the script is the shared gate's own, not a copy of the local `
   ``BETA`` of it, or, when the refusal came within half a probe period of the last episode
   (the fleet was above the limit all along) and at least ``MIN_SAMPLES`` answers came in
   between, what every client got through over that short cycle (no deeper cut than
-  ``SHORT_CUT``). At the end of slow start the target is the geometric middle of what got
-  through (the ramp spent a while below the limit) and what the ramp handed out. Pacing
-  restarts at ``BETA`` times the target, climbs back to it over one probe period (1 s to
-  ``MAX_PROBE_PERIOD``, ``PROBE_ANSWERS`` fleet admissions), then probes above it, slowly
-  first and faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after
-  three); after slow start's target, which rests on few answers and on a loaded machine
-  often lies well short of the limit, the periods are ``QUICK_PERIOD`` and the probe
-  doubles per period. The local gate measures the cycle's average and the pace of its last
-  admissions instead, and has a slow-start mode of its own; both pause one interval at the
-  new rate at an episode's first 429 and back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or
-  the server's full Retry-After) over 429s in a row with no answer between.
+  ``SHORT_CUT``); short cycles in a row with fewer answers than that cut deeper each time
+  (``BETA``, then its square, its fourth power... down to ``SHORT_CUT``), so an overshoot, as
+  at the end of slow start, ends in a few 429s rather than one per 3%. At the end of slow
+  start the target is the geometric middle of what got through (the ramp spent a while
+  below the limit) and what the ramp handed out. Pacing restarts at ``BETA`` times the
+  target, climbs back to it over one probe period (1 s to ``MAX_PROBE_PERIOD``,
+  ``PROBE_ANSWERS`` fleet admissions), holds there, then probes above it, slowly first and
+  faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after three). Each
+  probe costs a few 429s: the hold is 0 periods at first and, once probes in a row found
+  the target within ``CONFIRM_BAND`` of the last one's, 1 and then 3 (``MAX_CONFIRMS``
+  doublings of the cycle); a limit that moved resets it. After slow start's target, which
+  rests on few answers and on a loaded machine often lies well short of the limit, the
+  periods are ``QUICK_PERIOD`` and the probe doubles per period. The local gate measures
+  the cycle's average and the pace of its last admissions instead, and has a slow-start
+  mode of its own; both pause one interval at the new rate at an episode's first 429 and
+  back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or the server's full Retry-After) over 429s
+  in a row with no answer between.
 - **Late requests.** A worker that woke more than two intervals (and ``_LATE_AFTER``)
   after its slot was starved of CPU with others of its process, which then send together: a
   burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
@@ -105,6 +111,8 @@ __all__ = ["RedisRateGate"]
 BETA = 0.97  # pacing after an episode, as a share of the capacity estimate
 PROBE_ANSWERS = 100.0  # fleet admissions per probe period at least (1 s to 10 s)
 MAX_PROBE_PERIOD = 10.0
+CONFIRM_BAND = 0.05  # a probe's target this close to the last one's confirms the limit ...
+MAX_CONFIRMS = 2  # ... doubling the probe period up to this many times (to MAX_PROBE_PERIOD)
 PROBE_GAIN = 0.03  # past the target: +6% after one probe period, +30% after two, x2 after 3
 QUICK_PERIOD = 0.5  # ... but after slow start's target (few answers): double per period
 MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
@@ -141,7 +149,7 @@ LEASE_MAX = 8  # ... at most this many more than it was asked for
 # strings, and a hash's one command per field set, were most of the script's cost.)
 _FIELDS = (
     *("ep", "ra", "ns", "base", "cap", "pf", "pp", "str", "ok", "cok0", "cat", "fa"),
-    *("adm", "back", "ss", "pv", "d4", "dn", "r4", "rok", "rt", "bv"),
+    *("adm", "back", "ss", "pv", "d4", "dn", "r4", "rok", "rt", "bv", "cf", "sk"),
 )
 _NIL = -1e300  # a field of the state not set yet
 _STATE = ">" + "d" * len(_FIELDS)  # the state's struct format, in Lua as in Python
@@ -157,15 +165,17 @@ if now < 0 then
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv, d4, dn, r4,
-  rok, rt, bv = 0, 0, 0, NIL, 0, 0, 1, 0, 0, 0, NIL, NIL, 0, 0, NIL, 0, 0, 0, 0, 0, 0, 0
+  rok, rt, bv, cf, sk = 0, 0, 0, NIL, 0, 0, 1, 0, 0, 0, NIL, NIL, 0, 0, NIL, 0, 0, 0, 0, 0, 0, 0,
+  0, 0
 local stored = redis.pcall('GET', k)
-if type(stored) == 'table' then  -- not ours (another layout of the state): start afresh
+if type(stored) == 'table' or (stored and #stored ~= {8 * len(_FIELDS)}) then
+  -- not ours (another type, or another version's layout of the state): start afresh
   redis.call('DEL', k)
   stored = false
 end
 if stored then
   ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv, d4, dn, r4, rok,
-    rt, bv = struct.unpack('{_STATE}', stored)
+    rt, bv, cf, sk = struct.unpack('{_STATE}', stored)
 end
 if base == NIL then base = nil end
 if cat == NIL then cat = nil end
@@ -193,7 +203,10 @@ local function rate_at(at)
   local dt = at - pf
   if dt <= 0 then return base end
   if dt <= pp then return base + (cap - base) * dt / pp end
-  local x = math.min((dt - pp) / pp, {MAX_PROBE_X})
+  -- at the target for a while (longer once probes confirmed it), then probing above it
+  dt = dt - pp * 2 ^ cf
+  if dt <= 0 then return cap end
+  local x = math.min(dt / pp, {MAX_PROBE_X})
   if pv > 0 then return cap * 2 ^ x end  -- a target from few answers: find the limit soon
   return cap * (1 + {PROBE_GAIN} * (x + x * x * x))
 end
@@ -291,6 +304,8 @@ while n + 3 <= count do
       local before = rate_at(now)
       local got = admitted / span
       local target
+      local gentle = base ~= nil and pv == 0  -- (probing gently above a well-measured target)
+      local previous = cap
       pv = 1
       if admitted == 0 then
         target = before / 2
@@ -300,8 +315,15 @@ while n + 3 <= count do
       else
         target = {BETA} * before
         pv = 0
-        if now - cat < pp / 2 and admitted >= {MIN_SAMPLES} and got < target then
-          target = math.max(got, {SHORT_CUT} * before)
+        if now - cat < pp / 2 then  -- a short cycle: the fleet was above the limit all along
+          if admitted >= {MIN_SAMPLES} then
+            if got < target then target = math.max(got, {SHORT_CUT} * before) end
+          else  -- too few answers to measure: cut deeper at each in a row (BETA, BETA^2, ^4..)
+            target = before * math.max({BETA} ^ (2 ^ sk), {SHORT_CUT})
+            sk = math.min(sk + 1, 8)
+          end
+        else
+          sk = 0
         end
       end
       target = math.max(target, {MIN_RATE})
@@ -313,6 +335,13 @@ while n + 3 <= count do
       base = rate
       cap = target
       pf = math.max(now, ra)
+      -- A gentle probe that found the limit where the last one did confirms it: the next
+      -- probe comes later (each of them costs a few 429s); a moved limit probes again soon.
+      if gentle and pv == 0 and math.abs(target - previous) <= {CONFIRM_BAND} * previous then
+        cf = math.min(cf + 1, {MAX_CONFIRMS})
+      else
+        cf = 0
+      end
       pp = math.max(1.0, math.min({PROBE_ANSWERS} / cap, {MAX_PROBE_PERIOD}))
       if pv > 0 then pp = {QUICK_PERIOD} end
       cat = now
@@ -361,7 +390,7 @@ if ss == nil and room > 0 then ss = now end
 
 local function opt(x) if x == nil then return NIL end return x end
 redis.call('SET', k, struct.pack('{_STATE}', ep, ra, ns, opt(base), cap, pf, pp, str,
-  ok, cok0, opt(cat), opt(fa), adm, back, opt(ss), pv, d4, dn, r4, rok, rt, bv), 'PX',
+  ok, cok0, opt(cat), opt(fa), adm, back, opt(ss), pv, d4, dn, r4, rok, rt, bv, cf, sk), 'PX',
   argv[4])
 local shown = -1
 if base ~= nil then shown = rate end
