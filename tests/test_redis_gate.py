@@ -483,6 +483,19 @@ def test_a_fleet_on_one_key_shares_the_limit(
 
 
 @pytest.mark.slow
+def test_a_fleet_far_below_the_start_rate_measures_it_in_a_few_429s(
+    redis_server: RedisServer,
+) -> None:
+    """R=20 against a start rate of 50/s: the first 429 comes after a couple of answers, too
+    few to measure; halving then (not the middle of a nonsense measure, 54/s) costs a few
+    429s, where the cuts of 10% down from 54/s cost 14% of the requests."""
+    limit = RateLimit(rate=20.0, burst=1)
+    fleet = simulate_fleet(redis_server.url, limit, clients=4, seconds=8.0)
+    assert fleet.share_429 <= 0.05, fleet.share_429
+    assert sum(fleet.delivered) >= 0.85 * expected(limit, 8.0)
+
+
+@pytest.mark.slow
 def test_independent_gates_of_a_fleet_overshoot_where_the_shared_one_does_not(
     redis_server: RedisServer,
 ) -> None:

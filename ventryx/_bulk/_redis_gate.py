@@ -41,7 +41,9 @@ The controller in the script is the shared gate's own, not a copy of the local `
   (``BETA``, then its square, its fourth power... down to ``SHORT_CUT``), so an overshoot, as
   at the end of slow start, ends in a few 429s rather than one per 3%. At the end of slow
   start the target is the geometric middle of what got through (the ramp spent a while
-  below the limit) and what the ramp handed out. Pacing restarts at ``BETA`` times the
+  below the limit) and what the ramp handed out, or half the ramp's rate when fewer than
+  ``MIN_SAMPLES`` answers came (a limit far below ``START_RATE``: a measure of a burst's
+  worth of answers over a few milliseconds says nothing). Pacing restarts at ``BETA`` times the
   target, climbs back to it over one probe period (1 s to ``MAX_PROBE_PERIOD``,
   ``PROBE_ANSWERS`` fleet admissions), holds there, then probes above it, slowly first and
   faster later (``PROBE_GAIN``: +6% after one period, +30% after two, x2 after three). Each
@@ -311,7 +313,11 @@ while n + 3 <= count do
         target = before / 2
       elseif base == nil then  -- (the ramp's rate, or what it handed out if the window held it)
         local sent = adm / math.max(now - (ss or now), age, 0.001)
-        target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(math.min(before, sent), got))
+        if admitted < {MIN_SAMPLES} then  -- too few to measure (a burst's worth): halve
+          target = math.min(before, sent) / 2
+        else
+          target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(math.min(before, sent), got))
+        end
       else
         target = {BETA} * before
         pv = 0
