@@ -90,3 +90,51 @@ def test_an_incoming_answer_reads_as_httpx_reads_it() -> None:
     assert answer.http_version == "HTTP/1.1"
     answer.headers = {"a": "b"}
     assert answer.headers["a"] == "b"
+
+
+def test_the_transports_default_headers_changed_between_calls_are_sent(pipeline: Pipeline) -> None:
+    """The merge with the shim's (an httpx client's) headers is redone when they change."""
+    shared = pipeline.shim.headers
+
+    def sent() -> dict[str, str]:
+        return dict(pipeline.build_request("GET", "/events").header_pairs())
+
+    assert "x-late" not in sent()
+    shared["X-Late"] = "1"  # changed in place
+    assert sent()["x-late"] == "1"
+    shared["X-Late"] = "2"
+    assert sent()["x-late"] == "2"
+    del shared["X-Late"]
+    assert "x-late" not in sent()
+    shared.update({"X-Team": "ignored"})  # the client's own default headers still win
+    assert sent()["x-team"] == "a"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": [1, "\xc3\xa9"]}',
+        '{"a": 1}'.encode("utf-16-le"),  # '{' then NUL: not UTF-8
+        '{"a": 1}'.encode("utf-16"),  # with a BOM
+        '{"a": 1}'.encode("utf-32"),
+        b'\xef\xbb\xbf{"a": 1}',  # UTF-8 with a BOM
+        b"[1, 2]",
+        b" {}",
+        b"{",
+        b'{"a": "\xff"}',  # not UTF-8
+        b'{"a": 1} x',
+        b"",
+    ],
+)
+def test_the_body_is_decoded_as_response_json_decodes_it(content: bytes) -> None:
+    from ventryx._pipeline import _json_of  # pyright: ignore[reportPrivateUsage]
+
+    response = httpx.Response(200, content=content)
+    try:
+        expected: object = response.json()
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            _json_of(response)
+    else:
+        assert _json_of(response) == expected
+
