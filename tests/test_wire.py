@@ -138,3 +138,27 @@ def test_the_body_is_decoded_as_response_json_decodes_it(content: bytes) -> None
     else:
         assert _json_of(response) == expected
 
+
+def test_aiohttp_timeouts_left_out_only_where_the_deadline_comes_first() -> None:
+    pytest.importorskip("aiohttp")
+    import math
+
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    shim = AiohttpShim(base_url=BASE, limits=httpx.Limits())
+    request = httpx.Request(
+        "GET", BASE, extensions={"timeout": httpx.Timeout(30.0, connect=5.0).as_dict()}
+    )
+    bounded = shim._timeout(request, 29.5)  # pyright: ignore[reportPrivateUsage]
+    # The pool wait (30 s) and the reads (30 s) cannot outlast the 29.5 s left: no timers.
+    assert (bounded.total, bounded.connect, bounded.sock_connect, bounded.sock_read) == (
+        29.5,
+        None,
+        5.0,
+        None,
+    )
+    assert bounded.ceil_threshold == math.inf  # the total ends at the deadline, not rounded up
+    short = shim._timeout(request, 40.0)  # pyright: ignore[reportPrivateUsage]
+    assert (short.connect, short.sock_read) == (30.0, 30.0)  # shorter than what is left: kept
+    unbounded = shim._timeout(request, None)  # pyright: ignore[reportPrivateUsage]
+    assert (unbounded.total, unbounded.connect, unbounded.sock_read) == (None, 30.0, 30.0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ _CACHE_SIZE = 64
 _NO_TIMEOUTS: dict[str, float | None] = {}  # only read
 _REASONS: dict[str, dict[str, Any]] = {}  # a reason phrase -> the extensions of its answers
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
+_NEVER = math.inf  # a ceil_threshold that no timeout reaches
 
 
 def require_asyncio() -> None:
@@ -188,8 +190,17 @@ class AiohttpShim:
             key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
             self._spec, self._spec_key = spec, key
         if left is not None:
+            # A phase bound no shorter than what is left can never fire before the total
+            # (which starts first): left out, it costs no timer (a pooled connection's wait
+            # and every read would each set and cancel one). The total is not rounded up to a
+            # whole second, as aiohttp does for one over ceil_threshold: it ends at the deadline.
+            pool, read = key[0], key[2]
             return aiohttp.ClientTimeout(
-                total=left, connect=key[0], sock_connect=key[1], sock_read=key[2]
+                total=left,
+                connect=None if pool is None or pool >= left else pool,
+                sock_connect=key[1],
+                sock_read=None if read is None or read >= left else read,
+                ceil_threshold=_NEVER,
             )
         timeout = self._timeouts.get(key)
         if timeout is None:
