@@ -281,6 +281,7 @@ raw_response = constructor(RawResponse, "http_response", "attempts")
 _WORKFLOW_FIELDS = _known_fields(Workflow)
 _EVENT_FIELDS = _known_fields(Event)
 _TRIGGER_FIELDS = _known_fields(Trigger)
+_TRIGGER_EVENT_ONLY = frozenset({"event"}) == _TRIGGER_FIELDS
 _META_FIELDS = _known_fields(PageMeta)
 _DELETED_FIELDS = _known_fields(DeletedWorkflow)
 
@@ -303,7 +304,13 @@ def _fast_trigger(value: Any) -> Trigger | None:
         return None
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
     event = obj.get("event")
-    return _TRIGGER(event, _extra(obj, _TRIGGER_FIELDS)) if type(event) is str else None
+    if type(event) is not str:
+        return None
+    if len(obj) == 1 or not _TRIGGER_EVENT_ONLY:
+        return _TRIGGER(event, _extra(obj, _TRIGGER_FIELDS))
+    extra = obj.copy()  # what _extra() returns when event is the only known field
+    del extra["event"]
+    return _TRIGGER(event, extra)
 
 
 def _fast_steps(value: Any) -> tuple[Step, ...] | None:
