@@ -15,6 +15,7 @@ import pytest
 from ventryx import AsyncVentryx
 from ventryx._pipeline import Pipeline
 from ventryx._wire import Incoming, Outgoing
+from ventryx.testing import LocalServer
 
 BASE = "http://127.0.0.1:9/v1"
 
@@ -162,3 +163,33 @@ def test_aiohttp_timeouts_left_out_only_where_the_deadline_comes_first() -> None
     assert (short.connect, short.sock_read) == (30.0, 30.0)  # shorter than what is left: kept
     unbounded = shim._timeout(request, None)  # pyright: ignore[reportPrivateUsage]
     assert (unbounded.total, unbounded.connect, unbounded.sock_read) == (None, 30.0, 30.0)
+
+
+@pytest.mark.anyio
+async def test_aiohttp_adds_no_header_of_its_own(server: LocalServer, anyio_backend: str) -> None:
+    """Without its per-request skip list, aiohttp still sends only the pipeline's headers: a
+    POST without a body gets no Content-Type, and headers changed after building (read as
+    httpx.Headers, a User-Agent taken out) get none of aiohttp's defaults either."""
+    pytest.importorskip("aiohttp")
+    if anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    async with AsyncVentryx(server.api_key, base_url=server.base_url, transport="aiohttp") as sdk:
+        pipeline = sdk._pipeline  # pyright: ignore[reportPrivateUsage]
+        assert isinstance(pipeline.shim, AiohttpShim)
+        await sdk.events.emit(type="t")
+        bare = pipeline.build_request("POST", "/events")  # no body
+        await pipeline.shim.send(bare, deadline=None, max_bytes=1 << 20)
+        edited = pipeline.build_request("GET", "/events")
+        del edited.headers["user-agent"]
+        del edited.headers["accept"]
+        await pipeline.shim.send(edited, deadline=None, max_bytes=1 << 20)
+    emit, post, get = (dict(r.headers) for r in server.ledger.requests)
+    assert emit["content-type"] == "application/json"
+    assert emit["user-agent"].startswith("ventryx-python/")
+    assert "content-type" not in post
+    assert post["content-length"] == "0"
+    assert "user-agent" not in get
+    assert "accept" not in get
+    assert get["accept-encoding"] == "gzip, deflate"
