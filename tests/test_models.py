@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ventryx import DeletedWorkflow, Event, PageMeta, Step, Trigger, Workflow
+from ventryx import DeletedWorkflow, Event, PageMeta, RawResponse, Step, Trigger, Workflow
 from ventryx._converter import (
     _FAST,  # pyright: ignore[reportPrivateUsage]
     ConversionError,
+    constructor,
     format_datetime,
     get_converter,
     parse_datetime,
     structure,
+    structure_answer,
 )
 
 JSON = st.recursive(
@@ -172,3 +176,95 @@ def test_a_field_of_the_wrong_type_is_named_in_the_error() -> None:
     body = {"id": "ev_1", "type": 7, "data": {}, "created_at": "2026-01-01T00:00:00Z"}
     with pytest.raises(ConversionError, match=r"invalid value for type, expected str @ data\.type"):
         structure(body, Event)
+
+
+def _slots(obj: object) -> dict[str, Any]:
+    return {a.name: getattr(obj, a.name) for a in attrs.fields(type(obj))}
+
+
+_STAMP = datetime(2026, 1, 1, tzinfo=timezone.utc)
+_RAW = RawResponse(http_response=httpx.Response(200), attempts=2)
+_MODELS: list[tuple[type[Any], dict[str, Any]]] = [
+    (
+        Workflow,
+        {
+            "id": "wf_1",
+            "name": "n",
+            "trigger": Trigger(event="e"),
+            "steps": (Step("wait", {"for": 1}),),
+            "created_at": _STAMP,
+            "updated_at": None,
+            "extra": {"x": 1},
+            "raw_response": _RAW,
+        },
+    ),
+    (
+        Event,
+        {
+            "id": "ev_1",
+            "type": "t",
+            "data": {},
+            "created_at": _STAMP,
+            "extra": {},
+            "raw_response": None,
+        },
+    ),
+    (DeletedWorkflow, {"id": "wf_1", "deleted": True, "extra": {}, "raw_response": _RAW}),
+    (Trigger, {"event": "e", "extra": {"type": "event"}}),
+    (Step, {"type": "wait", "fields": {"for": 1}}),
+    (PageMeta, {"total": 1, "page": 1, "per_page": 5, "extra": {}}),
+    (RawResponse, {"http_response": _RAW.http_response, "attempts": 3}),
+]
+
+
+@pytest.mark.parametrize(("cls", "values"), _MODELS, ids=lambda v: getattr(v, "__name__", ""))
+def test_the_fast_constructors_build_what_the_models_build(
+    cls: type[Any], values: dict[str, Any]
+) -> None:
+    """``constructor()`` sets the slots directly; the object is the one ``cls(...)`` makes."""
+    make = constructor(cls, *values)
+    made, expected = make(*values.values()), cls(**values)
+    assert type(made) is cls
+    assert _slots(made) == _slots(expected) == values
+    assert made == expected
+    assert repr(made) == repr(expected)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.extra = {}  # frozen like any other instance
+    assert make.__name__ == "make"  # not the fallback that calls the class
+
+
+def test_a_constructor_calls_the_class_when_its_init_does_more_than_set_slots() -> None:
+    seen: list[int] = []
+
+    @attrs.frozen
+    class Checked:
+        value: int = attrs.field(validator=lambda _, __, v: seen.append(v))
+
+    @attrs.frozen
+    class Hooked:
+        value: int
+
+        def __attrs_post_init__(self) -> None:
+            seen.append(-self.value)
+
+    assert constructor(Checked, "value")(1) == Checked(1)
+    assert constructor(Hooked, "value")(2) == Hooked(2)
+    assert seen == [1, 1, -2, -2]  # the validator and the hook ran for both
+    with pytest.raises(TypeError):  # the names must be the fields, in attrs' order
+        constructor(Checked, "other")(1)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "ev_1", "type": "t", "data": {}, "created_at": "2026-01-01T00:00:00Z"},
+        # Not of the usual shape (an offset): decoded by the converter's hook, raw set after.
+        {"id": "ev_1", "type": "t", "data": {}, "created_at": "2026-01-01T00:00:00+02:00"},
+    ],
+)
+def test_structure_answer_sets_the_raw_response(value: dict[str, Any]) -> None:
+    event = structure_answer(value, Event, _RAW)
+    assert event.raw_response is _RAW
+    assert event == structure(value, Event)  # raw_response is not compared
+    page_meta = structure_answer({"total": 1, "page": 1, "per_page": 1}, PageMeta, _RAW)
+    assert not hasattr(page_meta, "raw_response")

@@ -15,6 +15,7 @@ import pytest
 from ventryx import AsyncVentryx
 from ventryx._pipeline import Pipeline
 from ventryx._wire import Incoming, Outgoing
+from ventryx.testing import LocalServer
 
 BASE = "http://127.0.0.1:9/v1"
 
@@ -90,3 +91,105 @@ def test_an_incoming_answer_reads_as_httpx_reads_it() -> None:
     assert answer.http_version == "HTTP/1.1"
     answer.headers = {"a": "b"}
     assert answer.headers["a"] == "b"
+
+
+def test_the_transports_default_headers_changed_between_calls_are_sent(pipeline: Pipeline) -> None:
+    """The merge with the shim's (an httpx client's) headers is redone when they change."""
+    shared = pipeline.shim.headers
+
+    def sent() -> dict[str, str]:
+        return dict(pipeline.build_request("GET", "/events").header_pairs())
+
+    assert "x-late" not in sent()
+    shared["X-Late"] = "1"  # changed in place
+    assert sent()["x-late"] == "1"
+    shared["X-Late"] = "2"
+    assert sent()["x-late"] == "2"
+    del shared["X-Late"]
+    assert "x-late" not in sent()
+    shared.update({"X-Team": "ignored"})  # the client's own default headers still win
+    assert sent()["x-team"] == "a"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"a": [1, "\xc3\xa9"]}',
+        '{"a": 1}'.encode("utf-16-le"),  # '{' then NUL: not UTF-8
+        '{"a": 1}'.encode("utf-16"),  # with a BOM
+        '{"a": 1}'.encode("utf-32"),
+        b'\xef\xbb\xbf{"a": 1}',  # UTF-8 with a BOM
+        b"[1, 2]",
+        b" {}",
+        b"{",
+        b'{"a": "\xff"}',  # not UTF-8
+        b'{"a": 1} x',
+        b"",
+    ],
+)
+def test_the_body_is_decoded_as_response_json_decodes_it(content: bytes) -> None:
+    from ventryx._pipeline import _json_of  # pyright: ignore[reportPrivateUsage]
+
+    response = httpx.Response(200, content=content)
+    try:
+        expected: object = response.json()
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            _json_of(response)
+    else:
+        assert _json_of(response) == expected
+
+
+def test_aiohttp_timeouts_left_out_only_where_the_deadline_comes_first() -> None:
+    pytest.importorskip("aiohttp")
+    import math
+
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    shim = AiohttpShim(base_url=BASE, limits=httpx.Limits())
+    request = httpx.Request(
+        "GET", BASE, extensions={"timeout": httpx.Timeout(30.0, connect=5.0).as_dict()}
+    )
+    bounded = shim._timeout(request, 29.5)  # pyright: ignore[reportPrivateUsage]
+    # The pool wait (30 s) and the reads (30 s) cannot outlast the 29.5 s left: no timers.
+    assert (bounded.total, bounded.connect, bounded.sock_connect, bounded.sock_read) == (
+        29.5,
+        None,
+        5.0,
+        None,
+    )
+    assert bounded.ceil_threshold == math.inf  # the total ends at the deadline, not rounded up
+    short = shim._timeout(request, 40.0)  # pyright: ignore[reportPrivateUsage]
+    assert (short.connect, short.sock_read) == (30.0, 30.0)  # shorter than what is left: kept
+    unbounded = shim._timeout(request, None)  # pyright: ignore[reportPrivateUsage]
+    assert (unbounded.total, unbounded.connect, unbounded.sock_read) == (None, 30.0, 30.0)
+
+
+@pytest.mark.anyio
+async def test_aiohttp_adds_no_header_of_its_own(server: LocalServer, anyio_backend: str) -> None:
+    """Without its per-request skip list, aiohttp still sends only the pipeline's headers: a
+    POST without a body gets no Content-Type, and headers changed after building (read as
+    httpx.Headers, a User-Agent taken out) get none of aiohttp's defaults either."""
+    pytest.importorskip("aiohttp")
+    if anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    async with AsyncVentryx(server.api_key, base_url=server.base_url, transport="aiohttp") as sdk:
+        pipeline = sdk._pipeline  # pyright: ignore[reportPrivateUsage]
+        assert isinstance(pipeline.shim, AiohttpShim)
+        await sdk.events.emit(type="t")
+        bare = pipeline.build_request("POST", "/events")  # no body
+        await pipeline.shim.send(bare, deadline=None, max_bytes=1 << 20)
+        edited = pipeline.build_request("GET", "/events")
+        del edited.headers["user-agent"]
+        del edited.headers["accept"]
+        await pipeline.shim.send(edited, deadline=None, max_bytes=1 << 20)
+    emit, post, get = (dict(r.headers) for r in server.ledger.requests)
+    assert emit["content-type"] == "application/json"
+    assert emit["user-agent"].startswith("ventryx-python/")
+    assert "content-type" not in post
+    assert post["content-length"] == "0"
+    assert "user-agent" not in get
+    assert "accept" not in get
+    assert get["accept-encoding"] == "gzip, deflate"

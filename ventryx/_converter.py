@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConversionError",
+    "constructor",
+    "fast_structure",
     "format_datetime",
     "get_converter",
     "make_converter",
     "parse_datetime",
+    "raw_response",
     "structure",
+    "structure_answer",
     "with_raw_response",
 ]
 
@@ -202,13 +206,82 @@ def get_converter() -> cattrs.Converter:
     return make_converter()
 
 
+def _builds_plainly(cls: type[Any], names: tuple[str, ...]) -> bool:
+    """Whether ``cls(**values)`` does nothing but set each field's slot: no validator,
+    converter, factory run for a given value, pre/post-init hook, or ``__init__`` of its own."""
+    fields = attrs.fields(cls)
+    return (
+        tuple(a.name for a in fields) == names
+        and all(
+            a.init and a.validator is None and a.converter is None and a.alias == a.name
+            for a in fields
+        )
+        and "__slots__" in cls.__dict__
+        and not hasattr(cls, "__attrs_pre_init__")
+        and not hasattr(cls, "__attrs_post_init__")
+        and _attrs_made(cls.__init__)
+    )
+
+
+def _attrs_made(function: object) -> bool:
+    code = getattr(function, "__code__", None)
+    return getattr(code, "co_filename", "").startswith("<attrs generated")
+
+
+def _slot_setter(cls: type[Any], name: str) -> Any:
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name].__set__
+    raise AttributeError(name)  # pragma: no cover - every attrs slot has its descriptor
+
+
+def constructor(cls: type[_T], *names: str) -> Callable[..., _T]:
+    """A function taking every field of ``cls`` positionally, in ``names`` order, that returns
+    what ``cls(name=value, ...)`` would, for a slotted frozen attrs model whose ``__init__``
+    only sets its fields: it sets the slots directly, without the keyword matching and the
+    frozen ``__setattr__`` detour of attrs' ``__init__`` (about half the cost). ``names`` must
+    be the model's fields in attrs' order; for any other class the function calls ``cls``.
+    """
+    if not _builds_plainly(cls, names):
+        return lambda *values: cls(**dict(zip(names, values, strict=True)))
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    obj = _new(_cls)"]
+    for index, name in enumerate(names):
+        namespace[f"_set{index}"] = _slot_setter(cls, name)
+        lines.append(f"    _set{index}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), namespace)  # noqa: S102 - fixed text from the field names, as attrs does
+    made: Callable[..., _T] = namespace["make"]
+    return made
+
+
+_WORKFLOW = constructor(
+    Workflow,
+    "id",
+    "name",
+    "trigger",
+    "steps",
+    "created_at",
+    "updated_at",
+    "extra",
+    "raw_response",
+)
+_EVENT = constructor(Event, "id", "type", "data", "created_at", "extra", "raw_response")
+_DELETED = constructor(DeletedWorkflow, "id", "deleted", "extra", "raw_response")
+_TRIGGER = constructor(Trigger, "event", "extra")
+_STEP = constructor(Step, "type", "fields")
+_META = constructor(PageMeta, "total", "page", "per_page", "extra")
+raw_response = constructor(RawResponse, "http_response", "attempts")
+
 # The fast paths of the models answers carry. Each builds exactly what the converter's hook
 # would, for a value of the usual shape (a dict with every field of its exact JSON type), and
 # returns ``None`` for anything else: the converter's hook then decides, and its errors name
 # every field that does not fit. None of them collects errors or attaches notes on the way.
+# Those of the models with a ``raw_response`` take it too (``None`` for an item of a page).
 _WORKFLOW_FIELDS = _known_fields(Workflow)
 _EVENT_FIELDS = _known_fields(Event)
 _TRIGGER_FIELDS = _known_fields(Trigger)
+_TRIGGER_EVENT_ONLY = frozenset({"event"}) == _TRIGGER_FIELDS
 _META_FIELDS = _known_fields(PageMeta)
 _DELETED_FIELDS = _known_fields(DeletedWorkflow)
 
@@ -231,7 +304,13 @@ def _fast_trigger(value: Any) -> Trigger | None:
         return None
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
     event = obj.get("event")
-    return Trigger(event=event, extra=_extra(obj, _TRIGGER_FIELDS)) if type(event) is str else None
+    if type(event) is not str:
+        return None
+    if len(obj) == 1 or not _TRIGGER_EVENT_ONLY:
+        return _TRIGGER(event, _extra(obj, _TRIGGER_FIELDS))
+    extra = obj.copy()  # what _extra() returns when event is the only known field
+    del extra["event"]
+    return _TRIGGER(event, extra)
 
 
 def _fast_steps(value: Any) -> tuple[Step, ...] | None:
@@ -246,11 +325,13 @@ def _fast_steps(value: Any) -> tuple[Step, ...] | None:
         step_type = fields.get("type")
         if type(step_type) is not str:
             return None
-        steps.append(Step(step_type, {k: v for k, v in fields.items() if k != "type"}))
+        rest = fields.copy()  # every field but the type, in order
+        del rest["type"]
+        steps.append(_STEP(step_type, rest))
     return tuple(steps)
 
 
-def _fast_workflow(value: Any) -> Workflow | None:
+def _fast_workflow(value: Any, raw: RawResponse | None = None) -> Workflow | None:
     if type(value) is not dict:
         return None
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
@@ -268,18 +349,12 @@ def _fast_workflow(value: Any) -> Workflow | None:
         updated = _fast_datetime(updated)
         if updated is None:
             return None
-    return Workflow(
-        id=wid,
-        name=name,
-        trigger=trigger,
-        steps=steps,
-        created_at=created,
-        updated_at=updated,
-        extra=_extra(obj, _WORKFLOW_FIELDS),
+    return _WORKFLOW(
+        wid, name, trigger, steps, created, updated, _extra(obj, _WORKFLOW_FIELDS), raw
     )
 
 
-def _fast_event(value: Any) -> Event | None:
+def _fast_event(value: Any, raw: RawResponse | None = None) -> Event | None:
     if type(value) is not dict:
         return None
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
@@ -291,9 +366,7 @@ def _fast_event(value: Any) -> Event | None:
     if created is None:
         return None
     payload: dict[str, Any] = data  # pyright: ignore[reportUnknownVariableType]
-    return Event(
-        id=eid, type=event_type, data=payload, created_at=created, extra=_extra(obj, _EVENT_FIELDS)
-    )
+    return _EVENT(eid, event_type, payload, created, _extra(obj, _EVENT_FIELDS), raw)
 
 
 def _fast_meta(value: Any) -> PageMeta | None:
@@ -302,18 +375,18 @@ def _fast_meta(value: Any) -> PageMeta | None:
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
     total, page, per_page = obj.get("total"), obj.get("page"), obj.get("per_page")
     if type(total) is int and type(page) is int and type(per_page) is int:  # never a bool
-        return PageMeta(total=total, page=page, per_page=per_page, extra=_extra(obj, _META_FIELDS))
+        return _META(total, page, per_page, _extra(obj, _META_FIELDS))
     return None
 
 
-def _fast_deleted(value: Any) -> DeletedWorkflow | None:
+def _fast_deleted(value: Any, raw: RawResponse | None = None) -> DeletedWorkflow | None:
     if type(value) is not dict:
         return None
     obj: dict[str, Any] = value  # pyright: ignore[reportUnknownVariableType]
     wid, deleted = obj.get("id"), obj.get("deleted")
     if type(wid) is not str or type(deleted) is not bool:
         return None
-    return DeletedWorkflow(id=wid, deleted=deleted, extra=_extra(obj, _DELETED_FIELDS))
+    return _DELETED(wid, deleted, _extra(obj, _DELETED_FIELDS), raw)
 
 
 _FAST: dict[Any, Callable[[Any], Any]] = {
@@ -322,6 +395,12 @@ _FAST: dict[Any, Callable[[Any], Any]] = {
     PageMeta: _fast_meta,
     DeletedWorkflow: _fast_deleted,
     Trigger: _fast_trigger,
+}
+# The models with a ``raw_response``, built with it.
+_FAST_RAW: dict[Any, Callable[[Any, RawResponse], Any]] = {
+    Workflow: _fast_workflow,
+    Event: _fast_event,
+    DeletedWorkflow: _fast_deleted,
 }
 _HOOKS: dict[Any, Callable[[Any, Any], Any]] = {}  # the converter's hook of each class
 
@@ -347,6 +426,21 @@ def structure(value: Any, cls: type[_T], *, path: str = "data") -> _T:
             raise ConversionError(f"{path}: {exc}") from None
         raise
     return result
+
+
+def fast_structure(cls: type[_T]) -> Callable[[Any], _T | None] | None:
+    """The fast path of ``cls`` (``None`` for a value of another shape), if it has one."""
+    return _FAST.get(cls)
+
+
+def structure_answer(value: Any, cls: type[_T], raw: RawResponse, *, path: str = "data") -> _T:
+    """``structure(value, cls)`` with ``raw_response`` set to ``raw`` where the model has it."""
+    fast = _FAST_RAW.get(cls)
+    if fast is not None:
+        done: _T | None = fast(value, raw)
+        if done is not None:
+            return done
+    return with_raw_response(structure(value, cls, path=path), raw)
 
 
 _CARRIES_RAW: dict[type[object], bool] = {}  # model class -> has a ``raw_response`` field

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 __all__ = ["Pipeline", "Response", "encode_body", "error_from_response"]
 
 _M = TypeVar("_M")
+# What json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False) uses, made
+# once: json.dumps builds a new encoder on every call that passes options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder()
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 _EMPTY_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
@@ -82,7 +86,7 @@ def _query_value(value: object) -> str:
 
 def _query_key(path: str, query: Mapping[str, object]) -> tuple[object, ...]:
     # The types too: True == 1 == 1.0, but they are written "true", "1" and "1.0".
-    return (path, *((name, value, type(value)) for name, value in query.items()))
+    return (path, tuple(query.items()), tuple(map(type, query.values())))
 
 
 def check_idempotency_key(key: object) -> str:
@@ -157,7 +161,7 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
             # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
             raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return _ENCODER.encode(body).encode()
     except (TypeError, ValueError) as exc:
         # Name the top-level field that failed, not just the whole body.
         for name, value in body.items():
@@ -295,8 +299,8 @@ class Pipeline:
         if not isinstance(auth, Secret):  # str(Secret) is "[redacted]": never wrap twice
             self._headers["authorization"] = Secret(auth)
         self.defaults = CallOptions(options, {})  # the options of a call that passes none
-        self._urls: dict[object, tuple[httpx.URL, str]] = {}
-        self._merged_from: list[tuple[bytes, bytes]] | None = None
+        self._urls: dict[object, tuple[httpx.URL, str, str]] = {}
+        self._merged_from: list[tuple[bytes, bytes, bytes]] | None = None
         self._merged: dict[str, str] = {}
 
     def with_options(self, options: ClientOptions) -> Pipeline:
@@ -464,15 +468,13 @@ class Pipeline:
                         )
                 merged.update(extra)
             query = merged
-        url, text = self._url(path, query)
+        url, text, host = self._url(path, query)
         if shim.params:
             url = url.copy_merge_params(shim.params)
             text = str(url)
         # The headers as httpx.Request(content=...) would make them: Host first, then the
         # given ones, Content-Length after them (before them for an empty POST, PUT or PATCH).
-        pairs: list[tuple[str, str]] = (
-            [] if "host" in headers else [("host", url.netloc.decode("ascii"))]
-        )
+        pairs: list[tuple[str, str]] = [] if "host" in headers else [("host", host)]
         length = "content-length" not in headers
         if content and length:
             pairs += headers.items()
@@ -497,15 +499,18 @@ class Pipeline:
         The merge is kept for as long as the shim's headers stay the same (an injected
         httpx client's may be changed between calls).
         """
-        raw = shim_headers.raw
-        if raw != self._merged_from:
+        # httpx.Headers keeps its items in this list, changed in place or replaced; compared
+        # with a copy, it tells a change without building the .raw list on every call.
+        items: list[tuple[bytes, bytes, bytes]] | None = getattr(shim_headers, "_list", None)
+        if items is None or items != self._merged_from:
             merged: dict[str, str] = dict(shim_headers.multi_items())
             merged.update(self._headers)
-            self._merged_from, self._merged = raw, merged
+            self._merged_from, self._merged = (None if items is None else list(items)), merged
         return dict(self._merged)
 
-    def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str]:
-        """The URL of ``path`` and ``query``, parsed, and as httpx writes it (encoded)."""
+    def _url(self, path: str, query: Mapping[str, Any]) -> tuple[httpx.URL, str, str]:
+        """The URL of ``path`` and ``query``, parsed, as httpx writes it (encoded), and the
+        ``Host`` header httpx would give it."""
         key: object = _query_key(path, query) if query else path  # no query: the path alone
         try:
             cached = self._urls.get(key)
@@ -517,7 +522,7 @@ class Pipeline:
                 pairs = [(k, _query_value(v)) for k, v in query.items()]
                 given = f"{given}?{urlencode(pairs)}"
             url = httpx.URL(given)
-            cached = (url, str(url))
+            cached = (url, str(url), url.netloc.decode("ascii"))
             if key and len(self._urls) < _URL_CACHE_SIZE:  # fixed paths and queries hit
                 self._urls[key] = cached
         return cached
@@ -570,17 +575,18 @@ class Pipeline:
                 number,
                 (time.perf_counter() - started) * 1000,
             )
-        if not response.is_success:
+        status = response.status_code
+        if not 200 <= status <= 299:  # response.is_success
             raise error_from_response(response)
         try:
-            document = response.json()
+            document = _json_of(response)
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
             raise APIResponseValidationError(
-                f"HTTP {response.status_code} with a body that is not JSON",
+                f"HTTP {status} with a body that is not JSON",
                 response=response,
                 body=response.text,
             ) from None
-        return Response(document, _lazy().raw_response(http_response=response, attempts=number))
+        return Response(document, _lazy().raw_response(response, number))
 
     def decode(self, cls: type[_M], response: Response, *, key: str = "data") -> _M:
         """``document[key]`` as a ``cls``, with ``raw_response`` attached where the model has it."""
@@ -589,10 +595,11 @@ class Pipeline:
         if not isinstance(document, dict) or key not in document:
             raise self.invalid(response, f"the response has no {key!r} member")
         try:
-            value = lazy.structure(document[key], cls, path=key)
+            if key == "data":
+                return lazy.structure_answer(document[key], cls, response.raw)
+            return lazy.structure(document[key], cls, path=key)
         except lazy.conversion_error as exc:
             raise self.invalid(response, f"{cls.__name__} does not fit: {exc}") from None
-        return lazy.with_raw_response(value, response.raw) if key == "data" else value
 
     @staticmethod
     def invalid(response: Response, problem: str) -> APIResponseValidationError:
@@ -610,16 +617,20 @@ class _Lazy:
     Not on ``import ventryx`` (attrs, cattrs); and not by an import statement on every call.
     """
 
-    __slots__ = ("conversion_error", "raw_response", "structure", "with_raw_response")
+    __slots__ = ("conversion_error", "raw_response", "structure", "structure_answer")
 
     def __init__(self) -> None:
-        from ventryx._converter import ConversionError, structure, with_raw_response  # noqa: PLC0415
-        from ventryx.models import RawResponse  # noqa: PLC0415
+        from ventryx._converter import (  # noqa: PLC0415
+            ConversionError,
+            raw_response,
+            structure,
+            structure_answer,
+        )
 
         self.conversion_error = ConversionError
-        self.raw_response = RawResponse
+        self.raw_response = raw_response  # RawResponse(http_response=, attempts=), positionally
         self.structure = structure
-        self.with_raw_response = with_raw_response
+        self.structure_answer = structure_answer
 
 
 _LAZY: list[_Lazy] = []
@@ -629,6 +640,15 @@ def _lazy() -> _Lazy:
     if not _LAZY:
         _LAZY.append(_Lazy())
     return _LAZY[0]
+
+
+def _json_of(response: httpx.Response) -> Any:
+    """``response.json()``: ``json.loads`` of the body, without its encoding detection for the
+    usual answer, an object in UTF-8 (``{`` then no NUL byte: no BOM, not UTF-16/32)."""
+    content = response.content
+    if content[:1] == b"{" and content[1:2] != b"\x00":
+        return _DECODER.decode(content.decode("utf-8", "surrogatepass"))
+    return response.json()
 
 
 def _attempt_deadline(per_attempt: float | None, call_deadline: float | None) -> float | None:

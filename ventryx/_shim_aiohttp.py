@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -44,6 +45,11 @@ _CACHE_SIZE = 64
 _NO_TIMEOUTS: dict[str, float | None] = {}  # only read
 _REASONS: dict[str, dict[str, Any]] = {}  # a reason phrase -> the extensions of its answers
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
+_NEVER = math.inf  # a ceil_threshold that no timeout reaches
+# What aiohttp adds to a request that lacks them (not Host and Content-Length: those it
+# computes as httpx does), and the methods it gives a default Content-Type.
+_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+_DEFAULT_CONTENT_TYPE = frozenset({"POST", "PUT", "PATCH"})
 
 
 def require_asyncio() -> None:
@@ -112,8 +118,6 @@ class AiohttpShim:
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,  # BodyCollector decodes, within the size cap
-            # The pipeline's headers are complete: aiohttp adds only Host and Content-Length.
-            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         # aiohttp resends a GET/PUT/DELETE once, unseen, when a reused connection turns out
@@ -128,12 +132,17 @@ class AiohttpShim:
         left = remaining(deadline)
         if left is not None and left <= 0:
             raise DeadlineExceeded("deadline passed before sending", request=request)
+        sent, complete = _plain(request)
         try:
             async with session.request(
                 request.method,
                 self._url(request),
                 data=_body(request.content),
-                headers=_plain(request),
+                headers=sent,
+                # aiohttp adds only Host and Content-Length to the pipeline's headers: where
+                # some may be missing, it is told not to add its own (which costs it a sorted
+                # copy of the list on every request, so only then).
+                skip_auto_headers=None if complete else _AUTO_HEADERS,
                 allow_redirects=False,
                 timeout=self._timeout(request, left),
             ) as answer:
@@ -188,8 +197,17 @@ class AiohttpShim:
             key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
             self._spec, self._spec_key = spec, key
         if left is not None:
+            # A phase bound no shorter than what is left can never fire before the total
+            # (which starts first): left out, it costs no timer (a pooled connection's wait
+            # and every read would each set and cancel one). The total is not rounded up to a
+            # whole second, as aiohttp does for one over ceil_threshold: it ends at the deadline.
+            pool, read = key[0], key[2]
             return aiohttp.ClientTimeout(
-                total=left, connect=key[0], sock_connect=key[1], sock_read=key[2]
+                total=left,
+                connect=None if pool is None or pool >= left else pool,
+                sock_connect=key[1],
+                sock_read=None if read is None or read >= left else read,
+                ceil_threshold=_NEVER,
             )
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -221,18 +239,24 @@ _NOT_STREAMED = _NotStreamed()
 _ABANDONED: list[aiohttp.ClientSession] = []
 
 
-def _plain(request: httpx.Request) -> Sequence[tuple[str, str]]:
-    """The request's headers for aiohttp, every value a plain ``str``.
+def _plain(request: httpx.Request) -> tuple[Sequence[tuple[str, str]], bool]:
+    """The request's headers for aiohttp, every value a plain ``str``, and whether they
+    surely hold every header aiohttp would otherwise add (``_AUTO_HEADERS``).
 
     aiohttp writes a ``str`` subclass through ``str()``: the pipeline's ``Secret`` would go
-    out as ``[redacted]``.
+    out as ``[redacted]``. Headers as the pipeline built them (``Outgoing.built_pairs``) have
+    Accept, Accept-Encoding and User-Agent always, and Content-Type with a body; aiohttp adds
+    Content-Type to a POST, PUT or PATCH without one.
     """
     if not isinstance(request, Outgoing):
-        return request.headers.multi_items()
-    return [
-        (name, value if type(value) is str else str.__str__(value))
-        for name, value in request.header_pairs()
-    ]
+        return request.headers.multi_items(), False
+    built = request.built_pairs()
+    pairs = request.header_pairs() if built is None else built
+    plain = [(name, value if type(value) is str else str.__str__(value)) for name, value in pairs]
+    complete = built is not None and (
+        bool(request.content) or request.method not in _DEFAULT_CONTENT_TYPE
+    )
+    return plain, complete
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:

@@ -38,6 +38,14 @@ def path_segment(value: object, param: str) -> str:
 
 def mapping_of(value: object, param: str) -> Mapping[str, Any]:
     """``value`` as a JSON object: a mapping whose keys are all strings."""
+    given = value
+    if type(given) is dict:  # the usual case, checked without a generator
+        plain: dict[object, Any] = given  # pyright: ignore[reportUnknownVariableType]
+        for key in plain:
+            if type(key) is not str:
+                break
+        else:
+            return cast("dict[str, Any]", plain)
     kind = type(value).__name__
     if isinstance(value, Mapping):
         mapping = cast("Mapping[object, Any]", value)

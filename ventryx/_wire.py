@@ -65,6 +65,11 @@ class Outgoing(httpx.Request):
         self._headers = httpx.Headers(value)
         self._pairs = None
 
+    def built_pairs(self) -> list[tuple[str, str]] | None:
+        """The headers exactly as the pipeline built them; ``None`` once they were read as
+        ``httpx.Headers`` (and so may have been changed)."""
+        return self._pairs
+
     def header_pairs(self) -> Sequence[tuple[str, str]]:
         """The headers as ``(name, value)`` strings, as they are sent."""
         if self._pairs is not None:

@@ -63,7 +63,11 @@ class AsyncResource:
         return AsyncPager(fetch, first or 1)
 
     def _page(self, response: Response, item: type[_T], fetch: Any) -> AsyncPage[_T]:
-        from ventryx._converter import ConversionError, structure  # noqa: PLC0415 - see decode()
+        from ventryx._converter import (  # noqa: PLC0415 - see decode()
+            ConversionError,
+            fast_structure,
+            structure,
+        )
         from ventryx.models import PageMeta  # noqa: PLC0415
 
         pipeline = self._pipeline
@@ -72,11 +76,15 @@ class AsyncResource:
         if not isinstance(entries, list):
             raise pipeline.invalid(response, "a list response needs a 'data' array")
         meta = pipeline.decode(PageMeta, response, key="meta")
+        fast = fast_structure(item)
         items: list[_T] = []
         for index, entry in enumerate(cast("list[object]", entries)):
-            try:
-                items.append(structure(entry, item, path=f"data[{index}]"))
-            except ConversionError as exc:
-                problem = f"item {index} is not a {item.__name__}: {exc}"
-                raise pipeline.invalid(response, problem) from None
+            value = None if fast is None else fast(entry)
+            if value is None:  # not of the usual shape: the converter decides, and says where
+                try:
+                    value = structure(entry, item, path=f"data[{index}]")
+                except ConversionError as exc:
+                    problem = f"item {index} is not a {item.__name__}: {exc}"
+                    raise pipeline.invalid(response, problem) from None
+            items.append(value)
         return AsyncPage(items, meta, fetch=fetch, raw_response=response.raw)
