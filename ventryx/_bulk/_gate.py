@@ -25,7 +25,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   flight and doubles every round trip until the next episode measures properly. A later
   episode measured on fewer than ``SLOW_START_SAMPLES`` admissions (a limit shared with
   other clients refuses this one now and then, whatever its own rate) cuts the rate at most
-  to ``MAX_CUT`` of what it was.
+  to ``MAX_CUT`` (``BETA``) of what it was, as a measured episode would: halving there let
+  the client that lost a shared limit's cold start halve its way down to ``MIN_RATE``. One
+  whose cycle lasted no more than ``SHORT_CYCLE`` round trips still halves at most
+  (``SHORT_CUT``): the gate is then falling from a cold start's measure of one burst.
 - **Pacing and probing.** After an episode the gate paces at ``BETA`` (0.97) of the
   estimate, one admission every ``1/rate`` (no burst), rises back to the estimate over one
   probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
@@ -35,13 +38,15 @@ Designed from what a client can measure; nothing is assumed about the server's c
   says (whole-second Retry-Afters and X-RateLimit-Resets round a bucket's milliseconds up to
   a second); the one request then let through tells: refused again (the limit stayed spent,
   as a window does), the gate waits the server's Retry-After (or Reset) in full, and
-  measures the window's capacity as what got through over it (up to when the server said
-  it has room, not to the flood floor's longer pause). A wait in whole seconds is rounded
-  up by as much as a second, so where that is a third of the span or more the measure is a
-  lower bound: the first time, the probe period after it is at most ``COARSE_PERIOD``.
-  A Retry-After beyond
-  ``max_pause`` (the policy's ``max_retry_after``) is never applied to the gate: that event
-  fails (the engine's call) and the client goes on. Refusals in a row without an admission
+  measures the window's capacity as what got through over it, from when this client could
+  send again to when the server says it has room (the flood floor's pauses beyond the
+  server's wait are the client's own silence, not the window's: counted, they measured a
+  client kept out by others on a shared limit at a fraction of a request a second). A wait
+  in whole seconds is rounded up by as much as a second, so where that is a third of the
+  span or more the measure is a lower bound: the first time, the probe period after it is
+  at most ``COARSE_PERIOD``. A Retry-After beyond ``max_pause`` (the policy's
+  ``max_retry_after``) is never applied to the gate: that event fails (the engine's call)
+  and the client goes on. Refusals in a row without an admission
   back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one request out at a time, so a
   server that only answers 429, even with ``Retry-After: 0``, sees a few requests a second.
 - **Rate limits versus sporadic 429s.** A rate limit refuses (almost) nothing while the
@@ -60,6 +65,11 @@ Designed from what a client can measure; nothing is assumed about the server's c
   with the rate and by one per probe period.
 - **Budgets.** Time a request waits while the gate is paused counts against the event's
   ``max_rate_limit_wait`` (the ticket's ``waited``); pacing does not.
+- **Several processes on one limit** (each its own gate) are not coordinated: each sees the
+  others only as refusals. Most points of ``tests/test_ratecontrol_sim.py``'s K-client
+  sweep still miss the issue's targets (a client that saturates a bucket of one keeps the
+  others out; 8 cold starts at once pass 16-25% 429s); a gate shared through Redis
+  (``_redis_gate.py``) is the answer where it matters.
 """
 
 from __future__ import annotations
@@ -93,7 +103,10 @@ MIN_RATE = 0.5  # admissions per second never paced below
 MAX_DOUBLINGS = 40.0  # a probe that long unanswered stops growing (no float overflow)
 SLOW_START_SAMPLES = 16  # admissions a capacity measure needs; fewer: slow start
 COARSE_PERIOD = 1.0  # seconds: the probe period after a measure on a whole-second wait
-MAX_CUT = 0.5  # an episode measured on too few admissions cuts the rate at most to this share
+MAX_CUT = BETA  # an episode measured on too few admissions cuts the rate at most to this share
+SHORT_CUT = 0.5  # ... and one of those whose cycle lasted at most SHORT_CYCLE round trips
+SHORT_CYCLE = 2.0
+MIN_LATENCY = 1e-3  # seconds: a round trip is taken as at least this long for SHORT_CYCLE
 FIRST_CUT = 0.85  # the first episode paces at most this share of what was offered
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
 BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
@@ -561,7 +574,9 @@ class RateGate:
                         # so the first such probes above it soon.
                         self._coarse = True
                         self._probe_period = min(self._probe_period, COARSE_PERIOD)
-            self._spell = (room_at if pause > 0 else self.resume_at, self._ok)
+            # The next measure starts when this client can send again: past the flood floor,
+            # not at the server's earlier "room" (it was silent in between).
+            self._spell = (self.resume_at, self._ok)
             self._probe_at(self.resume_at)
             return
         # Answers of one round trip can all come at once: a cycle is at least one.
@@ -594,8 +609,11 @@ class RateGate:
             rate = min(BETA * capacity, before * BETA) if capacity > 0 else before / 2
             if samples < SLOW_START_SAMPLES and not was_slow:
                 # Too few admissions to measure anything (a limit shared with other clients
-                # refuses this one now and then whatever its own rate): cut by half at most.
-                rate = max(rate, before * MAX_CUT)
+                # refuses this one now and then whatever its own rate): cut as a measure
+                # would at most. Over a round trip or two, though, the gate is still falling
+                # from a cold start's measure of one burst: halve at most.
+                short = span <= SHORT_CYCLE * max(self._latency, MIN_LATENCY)
+                rate = max(rate, before * (SHORT_CUT if short else MAX_CUT))
         rate = max(rate, MIN_RATE)
         cold = before is None and admitted == 0
         self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
