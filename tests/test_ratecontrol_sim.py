@@ -239,6 +239,7 @@ FLEET_POINTS = [
 ]
 
 
+@pytest.mark.slow  # (seconds of CPU, the same on every Python: run once, on 3.11)
 @pytest.mark.parametrize(("rate", "burst", "clients"), FLEET_POINTS)
 def test_clients_sharing_one_limit_meet_the_targets(rate: int, burst: int, clients: int) -> None:
     limit = RateLimit(rate, burst=burst)
