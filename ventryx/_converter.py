@@ -134,8 +134,14 @@ def _known_fields(cls: type[Any]) -> frozenset[str]:
 
 def _extra(value: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
     """The fields of ``value`` a model does not know (most answers have none)."""
-    if value.keys() <= known:  # a set operation in C
+    keys = value.keys()
+    if keys <= known:  # a set operation in C
         return {}
+    if known <= keys:  # every known field there: a C copy less those (the same order)
+        extra = value.copy()
+        for name in known:
+            del extra[name]
+        return extra
     return {k: v for k, v in value.items() if k not in known}
 
 
@@ -281,7 +287,6 @@ raw_response = constructor(RawResponse, "http_response", "attempts")
 _WORKFLOW_FIELDS = _known_fields(Workflow)
 _EVENT_FIELDS = _known_fields(Event)
 _TRIGGER_FIELDS = _known_fields(Trigger)
-_TRIGGER_EVENT_ONLY = frozenset({"event"}) == _TRIGGER_FIELDS
 _META_FIELDS = _known_fields(PageMeta)
 _DELETED_FIELDS = _known_fields(DeletedWorkflow)
 
@@ -306,11 +311,7 @@ def _fast_trigger(value: Any) -> Trigger | None:
     event = obj.get("event")
     if type(event) is not str:
         return None
-    if len(obj) == 1 or not _TRIGGER_EVENT_ONLY:
-        return _TRIGGER(event, _extra(obj, _TRIGGER_FIELDS))
-    extra = obj.copy()  # what _extra() returns when event is the only known field
-    del extra["event"]
-    return _TRIGGER(event, extra)
+    return _TRIGGER(event, _extra(obj, _TRIGGER_FIELDS))
 
 
 def _fast_steps(value: Any) -> tuple[Step, ...] | None:
