@@ -144,10 +144,12 @@ async def test_a_timed_out_post_still_in_flight_is_applied_once(
     make_client, server: LocalServer
 ) -> None:
     # Attempt 1 times out while the server still holds it; the retries meet 409
-    # idempotency_conflict until it completes, then get its stored response.
+    # idempotency_conflict until it completes, then get its stored response. The retries'
+    # backoff (0.05 s doubling to 0.2 s, less up to a quarter of jitter) must outlast the
+    # delay on a loaded machine: 20 of them wait at least 2.8 s.
     _script(server, EMIT, Fault("delay", delay=1.2))
     client = make_client(
-        max_retries=8,
+        max_retries=20,
         timeout=0.25,
         retry_policy=ventryx.RetryPolicy(initial_delay=0.05, max_delay=0.2),
     )
