@@ -193,3 +193,86 @@ async def test_aiohttp_adds_no_header_of_its_own(server: LocalServer, anyio_back
     assert "user-agent" not in get
     assert "accept" not in get
     assert get["accept-encoding"] == "gzip, deflate"
+
+
+def test_aiohttp_total_is_the_time_left_in_whole_milliseconds_never_zero() -> None:
+    """The deadline's total is rounded down to the millisecond, so consecutive attempts find
+    the timeout they had; with less than a millisecond left it is the time left (to aiohttp a
+    total of 0 would mean none at all)."""
+    pytest.importorskip("aiohttp")
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    shim = AiohttpShim(base_url=BASE, limits=httpx.Limits())
+    spec = httpx.Timeout(30.0, connect=5.0).as_dict()
+    request = httpx.Request("GET", BASE, extensions={"timeout": spec})
+    first = shim._timeout(request, 29.9996)  # pyright: ignore[reportPrivateUsage]
+    assert first.total == 29.999
+    assert shim._timeout(request, 29.9991) is first  # pyright: ignore[reportPrivateUsage]
+    later = shim._timeout(request, 29.9989)  # pyright: ignore[reportPrivateUsage]
+    assert later.total == 29.998
+    other = httpx.Request("GET", BASE, extensions={"timeout": httpx.Timeout(0.5).as_dict()})
+    changed = shim._timeout(other, 29.9981)  # pyright: ignore[reportPrivateUsage]
+    assert (changed.total, changed.connect, changed.sock_read) == (29.998, 0.5, 0.5)
+    tiny = shim._timeout(request, 0.0004)  # pyright: ignore[reportPrivateUsage]
+    assert tiny.total == 0.0004
+    assert shim._timeout(request, 0.0002).total == 0.0002  # pyright: ignore[reportPrivateUsage]
+
+
+class _Tagged(str):
+    """A ``str`` subclass with its own ``str()``: aiohttp would send that, not the value."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "tag"
+
+
+def test_aiohttp_headers_are_plain_strings_with_their_real_values(pipeline: Pipeline) -> None:
+    pytest.importorskip("aiohttp")
+    from multidict import CIMultiDict
+
+    from ventryx._shim_aiohttp import _plain  # pyright: ignore[reportPrivateUsage]
+
+    call = pipeline.call_options({"extra_headers": {"X-Tagged": _Tagged("real")}})
+    for request in (
+        pipeline.build_request("POST", "/events", body={"type": "t"}),
+        pipeline.build_request("GET", "/events", call),
+    ):
+        headers, complete = _plain(request)
+        assert type(headers) is CIMultiDict
+        assert {type(value) for value in headers.values()} == {str}
+        assert headers["authorization"] == "Bearer sk_test_wire"
+        assert complete
+        expected = [(n, str.__str__(v)) for n, v in request.header_pairs()]
+        assert list(headers.items()) == expected
+    assert headers["x-tagged"] == "real"
+
+
+@pytest.mark.anyio
+async def test_aiohttp_session_takes_the_shims_headers_as_they_are(
+    server: LocalServer, anyio_backend: str
+) -> None:
+    """The shim's own CIMultiDict goes to the request unmerged; anything else (aiohttp's proxy
+    headers) through aiohttp's merge; and the server sees the real values either way."""
+    pytest.importorskip("aiohttp")
+    if anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    from multidict import CIMultiDict
+
+    from ventryx._shim_aiohttp import AiohttpShim
+
+    async with AsyncVentryx(server.api_key, base_url=server.base_url, transport="aiohttp") as sdk:
+        await sdk.events.emit(type="t", extra_headers={"X-Tagged": _Tagged("real")})
+        shim = sdk._pipeline.shim  # pyright: ignore[reportPrivateUsage]
+        assert isinstance(shim, AiohttpShim)
+        session = shim._session  # pyright: ignore[reportPrivateUsage]
+        assert session is not None
+        prepare = session._prepare_headers  # pyright: ignore[reportPrivateUsage]
+        given: CIMultiDict[str] = CIMultiDict([("a", "1")])
+        assert prepare(given) is given
+        assert dict(prepare({"b": "2"})) == {"b": "2"}
+        assert prepare(None) == CIMultiDict()
+    (sent,) = server.ledger.requests
+    assert sent.headers["x-tagged"] == "real"
+    assert sent.status == 201  # the key arrived as it is (the ledger shows it redacted)
+

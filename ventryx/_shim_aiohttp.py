@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import aiohttp  # the client checks that it is installed before importing this module
 import httpx
+from multidict import CIMultiDict
 
 from ventryx._deadline import (
     ACCEPT_ENCODING,
@@ -46,10 +47,12 @@ _NO_TIMEOUTS: dict[str, float | None] = {}  # only read
 _REASONS: dict[str, dict[str, Any]] = {}  # a reason phrase -> the extensions of its answers
 _LARGE_BODY = 1 << 20  # aiohttp's TOO_LARGE_BYTES_BODY
 _NEVER = math.inf  # a ceil_threshold that no timeout reaches
+_UNSET = aiohttp.ClientTimeout()  # what no request's timeout is
 # What aiohttp adds to a request that lacks them (not Host and Content-Length: those it
 # computes as httpx does), and the methods it gives a default Content-Type.
 _AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
 _DEFAULT_CONTENT_TYPE = frozenset({"POST", "PUT", "PATCH"})
+_STR = frozenset({str})
 
 
 def require_asyncio() -> None:
@@ -78,6 +81,7 @@ class AiohttpShim:
         self._urls: dict[str, Any] = {}
         self._spec: object = None
         self._spec_key: tuple[float | None, ...] = ()
+        self._last_total: tuple[int, object, aiohttp.ClientTimeout] = (-1, None, _UNSET)
 
     @property
     def is_closed(self) -> bool:
@@ -120,6 +124,7 @@ class AiohttpShim:
             auto_decompress=False,  # BodyCollector decodes, within the size cap
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        _given_as_is(self._session)
         # aiohttp resends a GET/PUT/DELETE once, unseen, when a reused connection turns out
         # closed; the pipeline's retries (counted, logged, with backoff) are the only ones.
         self._session._retry_connection = False  # pyright: ignore[reportPrivateUsage]
@@ -197,26 +202,36 @@ class AiohttpShim:
             key = (spec.get("pool"), spec.get("connect"), spec.get("read"))
             self._spec, self._spec_key = spec, key
         if left is not None:
+            # The total in whole milliseconds, rounded down: an attempt whose deadline was set
+            # just before (now + its timeout, the usual case) finds the one it had last time.
+            millis = int(left * 1000)
+            last = self._last_total
+            if last[0] == millis and last[1] is spec:
+                return last[2]
+            total = millis / 1000 if millis > 0 else left  # never 0: to aiohttp, no total
             # A phase bound no shorter than what is left can never fire before the total
             # (which starts first): left out, it costs no timer (a pooled connection's wait
             # and every read would each set and cancel one). The total is not rounded up to a
             # whole second, as aiohttp does for one over ceil_threshold: it ends at the deadline.
             pool, read = key[0], key[2]
-            return aiohttp.ClientTimeout(
-                total=left,
-                connect=None if pool is None or pool >= left else pool,
+            timeout = aiohttp.ClientTimeout(
+                total=total,
+                connect=None if pool is None or pool >= total else pool,
                 sock_connect=key[1],
-                sock_read=None if read is None or read >= left else read,
+                sock_read=None if read is None or read >= total else read,
                 ceil_threshold=_NEVER,
             )
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = aiohttp.ClientTimeout(
+            if millis > 0:
+                self._last_total = (millis, spec, timeout)
+            return timeout
+        phases = self._timeouts.get(key)
+        if phases is None:
+            phases = aiohttp.ClientTimeout(
                 total=None, connect=key[0], sock_connect=key[1], sock_read=key[2]
             )
             if len(self._timeouts) < _CACHE_SIZE:
-                self._timeouts[key] = timeout
-        return timeout
+                self._timeouts[key] = phases
+        return phases
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -239,7 +254,7 @@ _NOT_STREAMED = _NotStreamed()
 _ABANDONED: list[aiohttp.ClientSession] = []
 
 
-def _plain(request: httpx.Request) -> tuple[Sequence[tuple[str, str]], bool]:
+def _plain(request: httpx.Request) -> tuple[CIMultiDict[str], bool]:
     """The request's headers for aiohttp, every value a plain ``str``, and whether they
     surely hold every header aiohttp would otherwise add (``_AUTO_HEADERS``).
 
@@ -249,14 +264,38 @@ def _plain(request: httpx.Request) -> tuple[Sequence[tuple[str, str]], bool]:
     Content-Type to a POST, PUT or PATCH without one.
     """
     if not isinstance(request, Outgoing):
-        return request.headers.multi_items(), False
+        return CIMultiDict(request.headers.multi_items()), False
     built = request.built_pairs()
     pairs = request.header_pairs() if built is None else built
-    plain = [(name, value if type(value) is str else str.__str__(value)) for name, value in pairs]
+    headers: CIMultiDict[str] = CIMultiDict(pairs)
+    auth = headers.get("authorization")
+    if auth is not None and type(auth) is not str:  # the pipeline's Secret
+        headers["authorization"] = str.__str__(auth)
+    if not _STR.issuperset(map(type, headers.values())):  # any other str subclass
+        headers = CIMultiDict([(n, v if type(v) is str else str.__str__(v)) for n, v in pairs])
     complete = built is not None and (
         bool(request.content) or request.method not in _DEFAULT_CONTENT_TYPE
     )
-    return plain, complete
+    return headers, complete
+
+
+def _given_as_is(session: aiohttp.ClientSession) -> None:
+    """Let ``session`` take the shim's headers as they are (it has no default headers).
+
+    ``ClientSession._prepare_headers`` merges a request's headers into a copy of the session's
+    defaults, one by one in Python; for the ``CIMultiDict`` the shim builds over a session
+    without defaults that merge is the same dict, so it is handed on. Anything else (proxy
+    headers) goes through aiohttp's own. Should aiohttp stop calling that method, its own merge
+    runs, with the same result.
+    """
+    merge = session._prepare_headers  # pyright: ignore[reportPrivateUsage]
+
+    def prepare(headers: Any) -> CIMultiDict[str]:
+        if type(headers) is CIMultiDict:
+            return cast("CIMultiDict[str]", headers)
+        return merge(headers)
+
+    session._prepare_headers = prepare  # type: ignore[method-assign]
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:
