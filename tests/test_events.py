@@ -51,6 +51,19 @@ async def test_reusing_a_key_with_another_body_is_a_typed_error(client) -> None:
     assert info.value.code == "idempotency_key_reused"
 
 
+def _nested(depth: int) -> dict[str, object]:
+    data: dict[str, object] = {}
+    for _ in range(depth):
+        data = {"d": data}
+    return data
+
+
+def _circular() -> dict[str, object]:
+    data: dict[str, object] = {"a": 1}
+    data["self"] = data
+    return data
+
+
 @pytest.mark.parametrize(
     ("kwargs", "param"),
     [
@@ -61,6 +74,9 @@ async def test_reusing_a_key_with_another_body_is_a_typed_error(client) -> None:
         ({"type": "t", "data": {1: "int key"}}, "data"),
         ({"type": "t", "data": {"when": object()}}, "data"),
         ({"type": "t", "data": {"x": float("nan")}}, "data"),
+        ({"type": "t", "data": {"a": [{"b": {2: "nested int key"}}]}}, "data"),
+        ({"type": "t", "data": _nested(5000)}, "data"),  # deeper than JSON goes
+        ({"type": "t", "data": _circular()}, "data"),
         ({"type": "t", "idempotency_key": ""}, "idempotency_key"),
         ({"type": "t", "idempotency_key": "line\nbreak"}, "idempotency_key"),
         ({"type": "t", "extra_headers": {"X-A": "1\r\nX-Injected: 1"}}, "extra_headers"),

@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ventryx import AsyncVentryx
-from ventryx._pipeline import Pipeline
+from ventryx._pipeline import Pipeline, encode_body
 from ventryx._wire import Incoming, Outgoing
 from ventryx.testing import LocalServer
 
@@ -124,6 +126,9 @@ def test_the_transports_default_headers_changed_between_calls_are_sent(pipeline:
         b"{",
         b'{"a": "\xff"}',  # not UTF-8
         b'{"a": 1} x',
+        b'{"a": 1}\r\n ',  # whitespace after the document
+        b'{"a": 1}{"b": 2}',
+        b'{"a": {"b": [1, 2.5, null, true]}, "c": "\\u00e9"}',
         b"",
     ],
 )
@@ -276,3 +281,32 @@ async def test_aiohttp_session_takes_the_shims_headers_as_they_are(
     assert sent.headers["x-tagged"] == "real"
     assert sent.status == 201  # the key arrived as it is (the ledger shows it redacted)
 
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.dictionaries(st.text(), _JSON, max_size=4))
+def test_the_body_is_encoded_as_json_dumps_would(body: dict[str, Any]) -> None:
+    """The pipeline's encoder, made once, writes exactly what json.dumps with its options
+    writes; and so does the fallback for a Python without json's C encoder."""
+    import json
+
+    from ventryx import _pipeline
+
+    expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert encode_body(body) == expected.encode()
+    made_once = _pipeline._ENCODE  # pyright: ignore[reportPrivateUsage]
+    try:
+        _pipeline._ENCODE = None  # pyright: ignore[reportPrivateUsage]
+        assert encode_body(body) == expected.encode()
+    finally:
+        _pipeline._ENCODE = made_once  # pyright: ignore[reportPrivateUsage]

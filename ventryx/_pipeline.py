@@ -54,7 +54,25 @@ _M = TypeVar("_M")
 # What json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False) uses, made
 # once: json.dumps builds a new encoder on every call that passes options.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _unencodable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# And the C function that encoder makes on each call, made once (where there is one): without
+# the record of the objects being encoded that catches a cycle, which one shared function could
+# not keep safely across threads; a body that contains itself ends in a RecursionError instead.
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE: Any = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None, _unencodable, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
 _DECODER = json.JSONDecoder()
+_SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 - not in the stubs
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 _EMPTY_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
@@ -121,6 +139,7 @@ class Secret(str):
 
 _MAX_DEPTH = 200
 _LEAVES = frozenset({str, int, float, bool, type(None)})  # nothing nested: no key to check
+_STR = frozenset({str})
 
 
 def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
@@ -133,7 +152,11 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
         return None  # json.dumps reports the depth itself
     pairs: Iterable[tuple[object, object]]
     if isinstance(value, dict):
-        pairs = cast("dict[object, object]", value).items()
+        mapping = cast("dict[object, object]", value)
+        # The usual event data, flat with string keys, told in C: no loop.
+        if _STR.issuperset(map(type, mapping)) and _LEAVES.issuperset(map(type, mapping.values())):
+            return None
+        pairs = mapping.items()
     elif isinstance(value, (list, tuple)):
         pairs = enumerate(cast("list[object]", value))
     else:
@@ -161,15 +184,23 @@ def encode_body(body: Mapping[str, Any]) -> bytes:
             # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
             raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
+        if _ENCODE is not None:
+            return "".join(_ENCODE(body, 0)).encode()
         return _ENCODER.encode(body).encode()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         # Name the top-level field that failed, not just the whole body.
         for name, value in body.items():
             try:
                 json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
-            except (TypeError, ValueError) as inner:
-                raise InvalidInputError(name, f"is not JSON-serialisable: {inner}") from None
-        raise InvalidInputError("body", f"is not JSON-serialisable: {exc}") from None
+            except (TypeError, ValueError, RecursionError) as inner:
+                raise InvalidInputError(name, f"is not JSON-serialisable: {_why(inner)}") from None
+        raise InvalidInputError("body", f"is not JSON-serialisable: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply (or it contains itself)"
+    return str(exc)
 
 
 def error_from_response(response: httpx.Response) -> APIStatusError:
@@ -647,7 +678,16 @@ def _json_of(response: httpx.Response) -> Any:
     usual answer, an object in UTF-8 (``{`` then no NUL byte: no BOM, not UTF-16/32)."""
     content = response.content
     if content[:1] == b"{" and content[1:2] != b"\x00":
-        return _DECODER.decode(content.decode("utf-8", "surrogatepass"))
+        text = content.decode("utf-8", "surrogatepass")
+        # The decoder's scanner itself: decode() looks for whitespace around the document
+        # with a regular expression, twice, and the API's answers have none.
+        try:
+            document, end = _SCAN(text, 0)
+            if end == len(text):
+                return document
+        except StopIteration:  # no value there (a "{" always starts one): decode() says so
+            pass
+        return _DECODER.decode(text)  # whitespace after it, or something that is not JSON
     return response.json()
 
 
