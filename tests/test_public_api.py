@@ -104,6 +104,24 @@ def test_import_ventryx_stays_light() -> None:
     assert sorted(heavy & loaded) == []
 
 
+def test_the_resources_read_the_models_on_first_use_and_keep_them() -> None:
+    code = (
+        "import sys, ventryx\n"
+        "from ventryx._on_first_use import models\n"
+        "assert 'ventryx.models' not in sys.modules\n"
+        "event = models.Event\n"
+        "from ventryx.models import Event\n"
+        "assert event is Event and vars(models)['Event'] is Event\n"
+        "try:\n"
+        "    models.NoSuchModel\n"
+        "except AttributeError as exc:\n"
+        "    assert 'NoSuchModel' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_the_command_line_is_a_console_script() -> None:
     from ventryx.__main__ import main
 

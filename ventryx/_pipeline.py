@@ -13,7 +13,7 @@ import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from urllib.parse import urlencode
 
 import httpx
@@ -341,6 +341,7 @@ class Pipeline:
         """A call's ``**options``, checked once (``TypeError`` for an unknown keyword)."""
         return CallOptions(self.options, options) if options else self.defaults
 
+    @overload
     async def request(
         self,
         method: str,
@@ -350,8 +351,35 @@ class Pipeline:
         body: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> Response:
-        """Send one logical call, with retries; return its decoded JSON or raise."""
+        model: None = None,
+    ) -> Response: ...
+
+    @overload
+    async def request(
+        self,
+        method: str,
+        path: str,
+        call: CallOptions,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        model: type[_M],
+    ) -> _M: ...
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        call: CallOptions,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        model: type[_M] | None = None,
+    ) -> Response | _M:
+        """Send one logical call, with retries; return its decoded JSON, or its ``data`` as a
+        ``model``, or raise."""
         started = time.monotonic()
         if self.shim.is_closed:
             raise ClientClosedError(
@@ -372,19 +400,29 @@ class Pipeline:
         # for the retry machinery (nor, without a rate gate, for the closure of the retries).
         # A retryable failure hands over to tenacity for the rest.
         try:
-            if gate is None:
-                first = self._attempt(request, 1, _attempt_deadline(per_attempt, call_deadline))
+            if gate is None:  # _attempt's steps, here: one coroutine less on every call
+                sent = time.perf_counter()
+                try:
+                    answer = await self.shim.send(
+                        request,
+                        deadline=_attempt_deadline(per_attempt, call_deadline),
+                        max_bytes=self.options.max_response_bytes,
+                    )
+                except _NO_ANSWER as exc:
+                    raise _transport_error(exc, request, sent) from _cleared(exc)
+                response = self._answer(request, answer, 1, sent)
             else:
-                first = self._gated_attempt(
+                response = await self._gated_attempt(
                     request, 1, per_attempt, call_deadline, gate, limited=False
                 )
-            return await first
         except (APIConnectionError, APIStatusError) as exc:
             if retries == 0 or not is_retryable(exc, self.options.retry_policy):
                 raise
             first_failure = exc
             attempts = 1
             limited = gate is not None and isinstance(exc, RateLimitError)
+        else:
+            return response if model is None else self.decode(model, response)
 
         async def attempt() -> Response:
             nonlocal attempts, limited
@@ -411,7 +449,8 @@ class Pipeline:
             before_sleep=_log_retry(request),
             deadline=call_deadline,
         )
-        return await retrying(_replay_then(first_failure, attempt))
+        retried: Response = await retrying(_replay_then(first_failure, attempt))
+        return retried if model is None else self.decode(model, retried)
 
     async def _gated_attempt(
         self,
@@ -576,25 +615,14 @@ class Pipeline:
             response = await self.shim.send(
                 request, deadline=deadline, max_bytes=self.options.max_response_bytes
             )
-        except httpx.TimeoutException as exc:
-            if isinstance(exc, DeadlineExceeded):
-                elapsed = time.perf_counter() - started
-                why = f"no complete answer within {elapsed:.2f} s (timeout= / call_timeout=)"
-            else:
-                why = type(exc).__name__
-            raise APITimeoutError(
-                f"Request to {_host_port(request)} timed out: {why}.", request=request
-            ) from _cleared(exc)
-        except httpx.DecodingError as exc:
-            raise APIConnectionError(
-                f"Unreadable answer from {_host_port(request)}: {escape_control(str(exc))[:300]}",
-                request=request,
-            ) from _cleared(exc)
-        except httpx.TransportError as exc:
-            detail = escape_control(str(exc) or type(exc).__name__)[:300]
-            raise APIConnectionError(
-                f"Connection error ({_host_port(request)}): {detail}", request=request
-            ) from _cleared(exc)
+        except _NO_ANSWER as exc:
+            raise _transport_error(exc, request, started) from _cleared(exc)
+        return self._answer(request, response, number, started)
+
+    def _answer(
+        self, request: httpx.Request, response: httpx.Response, number: int, started: float
+    ) -> Response:
+        """The attempt's answer decoded, or the exception its status maps to."""
         if logger.isEnabledFor(logging.DEBUG):
             rid = response.headers.get("x-request-id")
             logger.debug(
@@ -671,6 +699,33 @@ def _lazy() -> _Lazy:
     if not _LAZY:
         _LAZY.append(_Lazy())
     return _LAZY[0]
+
+
+_NO_ANSWER = (httpx.TransportError, httpx.DecodingError)  # timeouts are TransportErrors
+
+
+def _transport_error(
+    exc: httpx.TransportError | httpx.DecodingError, request: httpx.Request, started: float
+) -> APIConnectionError:
+    """The SDK's error for a failed attempt that got no answer (raised from ``_cleared(exc)``)."""
+    if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, DeadlineExceeded):
+            elapsed = time.perf_counter() - started
+            why = f"no complete answer within {elapsed:.2f} s (timeout= / call_timeout=)"
+        else:
+            why = type(exc).__name__
+        return APITimeoutError(
+            f"Request to {_host_port(request)} timed out: {why}.", request=request
+        )
+    if isinstance(exc, httpx.DecodingError):
+        return APIConnectionError(
+            f"Unreadable answer from {_host_port(request)}: {escape_control(str(exc))[:300]}",
+            request=request,
+        )
+    detail = escape_control(str(exc) or type(exc).__name__)[:300]
+    return APIConnectionError(
+        f"Connection error ({_host_port(request)}): {detail}", request=request
+    )
 
 
 def _json_of(response: httpx.Response) -> Any:

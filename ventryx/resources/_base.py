@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar, cast
 
 from ventryx._options import RequestOptions
@@ -22,7 +22,7 @@ class AsyncResource:
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
 
-    async def _call(
+    def _call(
         self,
         model: type[_T],
         method: str,
@@ -31,14 +31,20 @@ class AsyncResource:
         *,
         body: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> _T:
-        """One call with the method's ``**options``: its answer's ``data`` as a ``model``."""
+    ) -> Coroutine[Any, Any, _T]:
+        """One call with the method's ``**options``: its answer's ``data`` as a ``model``.
+
+        The pipeline's coroutine itself (to be awaited): no coroutine of its own on the way.
+        """
         pipeline = self._pipeline
-        call = pipeline.call_options(options)
-        response = await pipeline.request(
-            method, path, call, body=body, idempotency_key=idempotency_key
+        return pipeline.request(
+            method,
+            path,
+            pipeline.call_options(options),
+            body=body,
+            idempotency_key=idempotency_key,
+            model=model,
         )
-        return pipeline.decode(model, response)
 
     def _list(
         self,

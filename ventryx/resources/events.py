@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ventryx._on_first_use import models
 from ventryx._validation import event_body, non_empty_str, path_segment
 from ventryx.resources._base import AsyncResource
 
@@ -38,10 +39,9 @@ class AsyncEvents(AsyncResource):
         given), so the event is applied once.
         """
         body = event_body(type, data)
-        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
         return await self._call(
-            Event, "POST", "/events", options, body=body, idempotency_key=idempotency_key
+            models.Event, "POST", "/events", options, body=body, idempotency_key=idempotency_key
         )
 
     def list(
@@ -54,16 +54,14 @@ class AsyncEvents(AsyncResource):
     ) -> AsyncPager[Event]:
         """List events, optionally only those of one ``type``: await for a page, iterate for all."""
         event_type = None if type is None else non_empty_str(type, "type")
-        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return self._list(Event, "/events", options, page, per_page, type=event_type)
+        return self._list(models.Event, "/events", options, page, per_page, type=event_type)
 
     async def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
         """Fetch one event by id (``NotFoundError`` when there is none)."""
         path = f"/events/{path_segment(event_id, 'event_id')}"
-        from ventryx.models import Event  # noqa: PLC0415 - loaded on first use
 
-        return await self._call(Event, "GET", path, options)
+        return await self._call(models.Event, "GET", path, options)
 
     async def emit_many(
         self,

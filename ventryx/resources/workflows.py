@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from ventryx._errors import InvalidInputError
+from ventryx._on_first_use import models
 from ventryx._types import NOT_GIVEN, NotGiven
 from ventryx.resources._base import AsyncResource, mapping_of, non_empty_str, path_segment
 
@@ -70,9 +71,8 @@ class AsyncWorkflows(AsyncResource):
 
         ``page`` starts at 1; ``per_page`` is 1 to 100 (the API's default is 20).
         """
-        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        return self._list(Workflow, "/workflows", options, page, per_page)
+        return self._list(models.Workflow, "/workflows", options, page, per_page)
 
     async def create(
         self,
@@ -93,18 +93,21 @@ class AsyncWorkflows(AsyncResource):
             "trigger": _trigger_body(trigger),
             "steps": _steps_body(steps),
         }
-        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
         return await self._call(
-            Workflow, "POST", "/workflows", options, body=body, idempotency_key=idempotency_key
+            models.Workflow,
+            "POST",
+            "/workflows",
+            options,
+            body=body,
+            idempotency_key=idempotency_key,
         )
 
     async def retrieve(self, workflow_id: str, **options: Unpack[RequestOptions]) -> Workflow:
         """Fetch one workflow by id (``NotFoundError`` when there is none)."""
         path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
-        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
-        return await self._call(Workflow, "GET", path, options)
+        return await self._call(models.Workflow, "GET", path, options)
 
     async def update(
         self,
@@ -131,10 +134,9 @@ class AsyncWorkflows(AsyncResource):
             body["steps"] = _steps_body(steps)
         if not body:
             raise InvalidInputError("update", "pass at least one of name, trigger or steps")
-        from ventryx.models import Workflow  # noqa: PLC0415 - loaded on first use
 
         return await self._call(
-            Workflow, "PATCH", path, options, body=body, idempotency_key=idempotency_key
+            models.Workflow, "PATCH", path, options, body=body, idempotency_key=idempotency_key
         )
 
     async def delete(
@@ -146,8 +148,7 @@ class AsyncWorkflows(AsyncResource):
     ) -> DeletedWorkflow:
         """Delete a workflow; the result says which id and ``deleted=True``."""
         path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
-        from ventryx.models import DeletedWorkflow  # noqa: PLC0415 - loaded on first use
 
         return await self._call(
-            DeletedWorkflow, "DELETE", path, options, idempotency_key=idempotency_key
+            models.DeletedWorkflow, "DELETE", path, options, idempotency_key=idempotency_key
         )
