@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ventryx import AsyncVentryx
+from ventryx import AsyncVentryx, InvalidInputError
 from ventryx._pipeline import Pipeline, encode_body
 from ventryx._wire import Incoming, Outgoing
 from ventryx.testing import LocalServer
@@ -310,3 +310,46 @@ def test_the_body_is_encoded_as_json_dumps_would(body: dict[str, Any]) -> None:
         assert encode_body(body) == expected.encode()
     finally:
         _pipeline._ENCODE = made_once  # pyright: ignore[reportPrivateUsage]
+
+
+@pytest.mark.anyio
+async def test_the_header_handover_leaves_the_session_free_of_cycles(anyio_backend: str) -> None:
+    """A session dropped unclosed is freed (and warns) at once, not at some later collection;
+    and setting the handover does not go through ClientSession.__setattr__ (debug-mode warning)."""
+    pytest.importorskip("aiohttp")
+    if anyio_backend != "asyncio":
+        pytest.skip("aiohttp runs on asyncio only")
+    import gc
+    import warnings
+    import weakref
+
+    import aiohttp
+
+    from ventryx._shim_aiohttp import _given_as_is  # pyright: ignore[reportPrivateUsage]
+
+    session = aiohttp.ClientSession()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _given_as_is(session)
+    await session.close()
+    gone = weakref.ref(session)
+    gc.disable()
+    try:
+        del session
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_a_deep_body_is_encoded_and_one_that_contains_itself_refused_at_once() -> None:
+    import json
+
+    deep: dict[str, object] = {}
+    for _ in range(300):  # deeper than the key check walks, not deeper than JSON goes
+        deep = {"d": deep}
+    assert encode_body({"data": deep}) == json.dumps({"data": deep}, separators=(",", ":")).encode()
+    twice: dict[str, object] = {}
+    twice["a"] = twice
+    twice["b"] = twice  # walked naively, 2**200 paths
+    with pytest.raises(InvalidInputError, match="Circular reference"):
+        encode_body({"data": twice})

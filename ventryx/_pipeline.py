@@ -12,7 +12,7 @@ import math
 import os
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from urllib.parse import urlencode
 
@@ -60,11 +60,12 @@ def _unencodable(value: object) -> object:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# And the C function that encoder makes on each call, made once (where there is one): without
-# the record of the objects being encoded that catches a cycle, which one shared function could
-# not keep safely across threads; a body that contains itself ends in a RecursionError instead.
+# And the C function that encoder makes on each call, made once (where there is one), without
+# the record of the objects being encoded that catches a cycle (one shared function could not
+# keep it safely across threads). A body that could contain itself never reaches it: the key
+# check before stops _MAX_DEPTH levels down, and such a body goes to _ENCODER, which checks.
 _MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
-_ENCODE: Any = (
+_ENCODE: Callable[[object, int], Sequence[str]] | None = (
     None
     if _MAKE_ENCODER is None
     else _MAKE_ENCODER(
@@ -72,7 +73,7 @@ _ENCODE: Any = (
     )
 )
 _DECODER = json.JSONDecoder()
-_SCAN: Any = getattr(_DECODER, "scan_once")  # noqa: B009 - not in the stubs
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009 - not in the stubs
 _IDEMPOTENT_BODY_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 _EMPTY_LENGTH_METHODS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
@@ -146,10 +147,11 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
     """Where a dict nested in ``value`` has a key that is not a string (JSON would coerce it).
 
     ``None`` when there is none (no path is built on the way: that is the common case); else the
-    offending key's description, then the steps to it, innermost first.
+    offending key's description, then the steps to it, innermost first. ``_TooDeep`` past
+    ``_MAX_DEPTH`` levels, where a value may contain itself.
     """
     if depth > _MAX_DEPTH:
-        return None  # json.dumps reports the depth itself
+        raise _TooDeep
     pairs: Iterable[tuple[object, object]]
     if isinstance(value, dict):
         mapping = cast("dict[object, object]", value)
@@ -174,17 +176,26 @@ def _non_string_key(value: object, depth: int = 0) -> list[str] | None:
     return None
 
 
+class _TooDeep(Exception):
+    """A body nested deeper than the key check goes: encoded with the cycle check."""
+
+
 def encode_body(body: Mapping[str, Any]) -> bytes:
+    checked = True
     for name, value in body.items():
         if type(value) in _LEAVES:
             continue
-        found = _non_string_key(value)
+        try:
+            found = _non_string_key(value)
+        except _TooDeep:
+            checked = False  # json.dumps reports a cycle, or the depth, itself
+            continue
         if found:
             problem = name + "".join(reversed(found))
             # json.dumps would turn 1 and "1" into the same key: refuse instead of guessing.
             raise InvalidInputError(name, f"{problem}: JSON object keys must be strings")
     try:
-        if _ENCODE is not None:
+        if _ENCODE is not None and checked:
             return "".join(_ENCODE(body, 0)).encode()
         return _ENCODER.encode(body).encode()
     except (TypeError, ValueError, RecursionError) as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -286,16 +287,21 @@ def _given_as_is(session: aiohttp.ClientSession) -> None:
     defaults, one by one in Python; for the ``CIMultiDict`` the shim builds over a session
     without defaults that merge is the same dict, so it is handed on. Anything else (proxy
     headers) goes through aiohttp's own. Should aiohttp stop calling that method, its own merge
-    runs, with the same result.
+    runs, with the same result. The session is held weakly (no cycle through its own
+    ``__dict__``), and set without ``ClientSession.__setattr__``, which warns in debug mode.
     """
-    merge = session._prepare_headers  # pyright: ignore[reportPrivateUsage]
+    merge = type(session)._prepare_headers  # pyright: ignore[reportPrivateUsage]
+    owner = weakref.ref(session)
 
     def prepare(headers: Any) -> CIMultiDict[str]:
         if type(headers) is CIMultiDict:
             return cast("CIMultiDict[str]", headers)
-        return merge(headers)
+        alive = owner()
+        if alive is None:  # pragma: no cover - only the session itself calls this
+            raise RuntimeError("the aiohttp session is gone")
+        return merge(alive, headers)
 
-    session._prepare_headers = prepare  # type: ignore[method-assign]
+    object.__setattr__(session, "_prepare_headers", prepare)
 
 
 def _body(content: bytes) -> bytes | io.BytesIO | None:
