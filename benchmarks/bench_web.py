@@ -169,6 +169,9 @@ async def _level(
 ) -> tuple[dict[str, dict[str, list[Segment]]], dict[str, int]]:
     """Fresh clients for every side; warm-up, then interleaved runs of both operations.
 
+    At c >= 64, ``results["cpu"]`` holds the back-to-back emit pairs of ``_cpu_pairs`` beside
+    the operations' rotation segments.
+
     ``opened``: the most TCP connections one side opened in one warm-up or run (idle ones
     expire while the other sides run, so each run may open its pool again; more than the
     concurrency within one run means connections churned).

@@ -39,7 +39,6 @@ class AsyncEvents(AsyncResource):
         given), so the event is applied once.
         """
         body = event_body(type, data)
-
         return await self._call(
             models.Event, "POST", "/events", options, body=body, idempotency_key=idempotency_key
         )
@@ -54,13 +53,11 @@ class AsyncEvents(AsyncResource):
     ) -> AsyncPager[Event]:
         """List events, optionally only those of one ``type``: await for a page, iterate for all."""
         event_type = None if type is None else non_empty_str(type, "type")
-
         return self._list(models.Event, "/events", options, page, per_page, type=event_type)
 
     async def retrieve(self, event_id: str, **options: Unpack[RequestOptions]) -> Event:
         """Fetch one event by id (``NotFoundError`` when there is none)."""
         path = f"/events/{path_segment(event_id, 'event_id')}"
-
         return await self._call(models.Event, "GET", path, options)
 
     async def emit_many(

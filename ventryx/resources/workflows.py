@@ -71,7 +71,6 @@ class AsyncWorkflows(AsyncResource):
 
         ``page`` starts at 1; ``per_page`` is 1 to 100 (the API's default is 20).
         """
-
         return self._list(models.Workflow, "/workflows", options, page, per_page)
 
     async def create(
@@ -93,7 +92,6 @@ class AsyncWorkflows(AsyncResource):
             "trigger": _trigger_body(trigger),
             "steps": _steps_body(steps),
         }
-
         return await self._call(
             models.Workflow,
             "POST",
@@ -106,7 +104,6 @@ class AsyncWorkflows(AsyncResource):
     async def retrieve(self, workflow_id: str, **options: Unpack[RequestOptions]) -> Workflow:
         """Fetch one workflow by id (``NotFoundError`` when there is none)."""
         path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
-
         return await self._call(models.Workflow, "GET", path, options)
 
     async def update(
@@ -134,7 +131,6 @@ class AsyncWorkflows(AsyncResource):
             body["steps"] = _steps_body(steps)
         if not body:
             raise InvalidInputError("update", "pass at least one of name, trigger or steps")
-
         return await self._call(
             models.Workflow, "PATCH", path, options, body=body, idempotency_key=idempotency_key
         )
@@ -148,7 +144,6 @@ class AsyncWorkflows(AsyncResource):
     ) -> DeletedWorkflow:
         """Delete a workflow; the result says which id and ``deleted=True``."""
         path = f"/workflows/{path_segment(workflow_id, 'workflow_id')}"
-
         return await self._call(
             models.DeletedWorkflow, "DELETE", path, options, idempotency_key=idempotency_key
         )
