@@ -20,7 +20,9 @@ Designed from what a client can measure; nothing is assumed about the server's c
   previous episode (at two successive refusals a bucket is empty and a window spent, so what
   got through in between is what the limiter makes available), or, when the client was
   pacing, the rate of the last admissions before the refusal if higher (a small bucket does
-  not keep what the client did not use). A cold start refused before anything was measured
+  not keep what the client did not use). The cycle's span leaves out the waits of refusals
+  in a row (a window spent until its end admits nobody, and counted, a second's wait in two
+  measured 50 a second as 33). A cold start refused before anything was measured
   starts at one request per round trip, finishes the measure from the answers still in
   flight and doubles every round trip until the next episode measures properly. A later
   episode measured on fewer than ``SLOW_START_SAMPLES`` admissions (a limit shared with
@@ -260,6 +262,7 @@ class RateGate:
         self._ok = 0
         self._born: float | None = None
         self._cycle_at = 0.0
+        self._cycle_paused = 0.0  # ``_paused`` at the cycle's start
         self._cycle_ok0 = 0
         self._cycle_ok = 0
         self._cycle_429 = 0
@@ -527,6 +530,7 @@ class RateGate:
 
     def _new_cycle(self, now: float) -> None:
         self._cycle_at = now
+        self._cycle_paused = self._paused(self.resume_at)
         self._cycle_ok0 = self._ok
         self._cycle_ok = 0
         self._cycle_429 = 0
@@ -579,8 +583,11 @@ class RateGate:
             self._spell = (self.resume_at, self._ok)
             self._probe_at(self.resume_at)
             return
-        # Answers of one round trip can all come at once: a cycle is at least one.
-        span = max(now - self._cycle_at, self._latency, now - ticket.issued_at)
+        # Answers of one round trip can all come at once: a cycle is at least one. The waits
+        # of refusals in a row are no part of it (a spent window admits nobody then); the
+        # episode's first pause, one interval at the new rate, is.
+        active = now - self._cycle_at - (self._paused(now) - self._cycle_paused)
+        span = max(active, self._latency, now - ticket.issued_at)
         admitted = self._ok - self._cycle_ok0
         before = self.rate
         capacity = admitted / span if span > 0 and admitted > 0 else 0.0
