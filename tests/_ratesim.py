@@ -66,11 +66,15 @@ class SimSender:
         result: Result,
         seed: int,
         limiter: Limiter | None = None,
+        cold: tuple[int, float] = (0, 0.0),
     ) -> None:
         self.limiter = make_limiter(limit, trio.current_time()) if limiter is None else limiter
         self.rate_headers: RateHeaders | None = None  # the last answer's, as HttpxSender
         self.latency = latency
         self.result = result
+        # (n, seconds): the first n requests take that much longer on their way out, as the
+        # first request of each new connection of a cold process does over real HTTP.
+        self._cold_left, self._cold = cold
         # Timers due at the same instant fire in an order trio does not fix (it follows
         # memory addresses): a seeded microsecond of jitter orders them reproducibly.
         self._random = random.Random(seed)
@@ -84,6 +88,9 @@ class SimSender:
     async def send(self, prepared: Any, attempt: int) -> str:
         result = self.result
         result.sent_at.append(trio.current_time())
+        if self._cold_left > 0:
+            self._cold_left -= 1
+            await trio.sleep(self._cold)
         await trio.sleep(self._half_trip())
         decision = self.limiter.admit(trio.current_time())
         if decision.allowed:
@@ -146,6 +153,7 @@ def simulate(
     max_rate_limit_wait: float = 300.0,
     max_retry_after: float = 60.0,
     seed: int = 0,
+    cold: float = 0.0,
 ) -> Result:
     """Run ``events`` through the engine against ``limit``; all in virtual time."""
     return simulate_fleet(
@@ -158,6 +166,7 @@ def simulate(
         max_rate_limit_wait=max_rate_limit_wait,
         max_retry_after=max_retry_after,
         seed=seed,
+        cold=cold,
     )[0]
 
 
@@ -172,9 +181,11 @@ def simulate_fleet(
     max_rate_limit_wait: float = 300.0,
     max_retry_after: float = 60.0,
     seed: int = 0,
+    cold: float = 0.0,
 ) -> list[Result]:
     """``clients`` independent clients (each its own gate, as K processes have) running
-    ``events`` each at once against one limiter; one ``Result`` per client."""
+    ``events`` each at once against one limiter; one ``Result`` per client. ``cold`` adds
+    that many seconds to each client's first ``concurrency`` requests (new connections)."""
     results = [Result() for _ in range(clients)]
 
     async def one(result: Result, limiter: Limiter, index: int) -> None:
@@ -185,7 +196,7 @@ def simulate_fleet(
         client = AsyncVentryx(
             api_key="vx_sim", base_url="http://sim.invalid/v1", retry_policy=policy
         )
-        sender = SimSender(limit, latency, result, seed + index, limiter)
+        sender = SimSender(limit, latency, result, seed + index, limiter, (concurrency, cold))
         options = BulkOptions.of(
             {
                 "concurrency": concurrency,

@@ -24,7 +24,12 @@ Designed from what a client can measure; nothing is assumed about the server's c
   in a row (a window spent until its end admits nobody, and counted, a second's wait in two
   measured 50 a second as 33). A cold start refused before anything was measured
   starts at one request per round trip, finishes the measure from the answers still in
-  flight and doubles every round trip until the next episode measures properly. A later
+  flight and doubles every round trip until the next episode measures properly. The round
+  trip is the shortest seen (a cold process's first one opens connections and can take a
+  second), each slow-start slot is one interval at the rate of the moment after the last
+  (not a grid set at the starting rate), and the refusal that ends slow start halves the
+  rate at most and sets the probe's ceiling just below where it was refused; a window
+  measure over a span in which slow start ran is not taken (it measures the climb). A later
   episode measured on fewer than ``SLOW_START_SAMPLES`` admissions (a limit shared with
   other clients refuses this one now and then, whatever its own rate) cuts the rate at most
   to ``MAX_CUT`` (``BETA``) of what it was, as a measured episode would: halving there let
@@ -253,6 +258,7 @@ class RateGate:
         self._window: float | None = None  # in-flight cap at the last episode; None: none
         self._streak = 0  # episodes since the last admission
         self._next_slot = -math.inf
+        self._last_slot = -math.inf  # when the last slot was taken
         self._base: float | None = None  # the rate set at the last episode; None: unpaced
         self._capacity = 0.0  # the capacity measured at the last episode
         self._probe_from = 0.0  # when pacing at ``_base`` resumed
@@ -268,6 +274,7 @@ class RateGate:
         self._cycle_429 = 0
         self._cycle_top = 0  # the most in flight at the issue of a request admitted this cycle
         self._latency = 0.0  # mean seconds from admission to answer
+        self._min_trip = math.inf  # the shortest of them
         self._answers = 0
         self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
         self._pause_start = 0.0
@@ -281,6 +288,7 @@ class RateGate:
         self._ramp_429 = 0
         self._slow = False  # the last measure rests on too few admissions: slow start
         self._spell = (math.inf, 0)  # when the limit last had room again, admissions then
+        self._spell_ramp = False  # slow start ran during the spell: it measures the ramp
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
         self._coarse = False  # a measure on a whole-second wait was probed above early
 
@@ -296,7 +304,10 @@ class RateGate:
         if t <= 0:
             return base
         if self._slow:  # measured on a handful of answers: double every round trip
-            return base * math.pow(2.0, min(t / max(self._latency, MIN_PAUSE), MAX_DOUBLINGS))
+            # (per the shortest round trip: the mean still holds a cold process's first one,
+            # connections opened and all)
+            trip = max(min(self._latency, self._min_trip), MIN_PAUSE)
+            return base * math.pow(2.0, min(t / trip, MAX_DOUBLINGS))
         period = self._probe_period
         if t <= period:  # back up to the measured capacity, linearly
             return base + (self._capacity - base) * t / period
@@ -341,12 +352,23 @@ class RateGate:
             return False
         rate = self.rate
         if rate is not None:
-            if self._next_slot > now:
+            due = self._due(rate)
+            if due > now:
                 return False
             # A late wake-up keeps to the grid, but the next slot is never closer than half
             # an interval: no bursts.
-            self._next_slot = max(self._next_slot + 1.0 / rate, now + 0.5 / rate)
+            self._next_slot = max(due + 1.0 / rate, now + 0.5 / rate)
+        self._last_slot = now
         return True
+
+    def _due(self, rate: float) -> float:
+        """When the next slot is due at ``rate``. In slow start the rate doubles every round
+        trip, so the slot is one interval at the rate of now after the last one: the grid
+        set at one request per cold round trip (seconds, at times) would hold the doubling
+        back until it had reached many times the limit."""
+        if self._slow:
+            return min(self._next_slot, max(self._last_slot + 1.0 / rate, self.resume_at))
+        return self._next_slot
 
     def admit_now(self) -> Ticket | None:
         now = self._clock()
@@ -382,7 +404,9 @@ class RateGate:
                 start = max(now, self.resume_at)
                 rate = self.rate
                 if rate is not None:
-                    start = max(start, self._next_slot)
+                    start = max(start, self._due(rate))
+                    if self._slow:  # the rate doubles meanwhile: look again soon
+                        start = min(start, max(now, self.resume_at) + MIN_PAUSE)
                 if self.resume_at > now:
                     start = min(start, now + budget - waited)
                 if not self._free():  # wait for a ticket back, or the window to grow
@@ -442,6 +466,7 @@ class RateGate:
         self._answers += 1
         weight = max(1.0 / self._answers, 0.05)
         self._latency += (now - ticket.issued_at - self._latency) * weight
+        self._min_trip = min(self._min_trip, now - ticket.issued_at)
 
     def on_lost(self, ticket: Ticket) -> None:
         self._returned(ticket)
@@ -565,9 +590,11 @@ class RateGate:
             self._next_slot = self.resume_at
             spell_at, spell_ok = self._spell
             room_at = now + pause  # when the server says it has room (not the flood floor)
-            if pause > 0 and self._base is not None and room_at > spell_at:
+            ramp = self._spell_ramp
+            if pause > 0 and self._base is not None and room_at > spell_at and not ramp:
                 # What got through since the limit last had room, to when the server says it
-                # has room again: a window's count over its length.
+                # has room again: a window's count over its length. Not where slow start ran
+                # meanwhile: that span measures its climb, far below the limit.
                 capacity = (self._ok - spell_ok) / (room_at - spell_at)
                 if 0 < capacity < self._capacity:
                     self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
@@ -581,6 +608,7 @@ class RateGate:
             # The next measure starts when this client can send again: past the flood floor,
             # not at the server's earlier "room" (it was silent in between).
             self._spell = (self.resume_at, self._ok)
+            self._spell_ramp = False
             self._probe_at(self.resume_at)
             return
         # Answers of one round trip can all come at once: a cycle is at least one. The waits
@@ -604,6 +632,7 @@ class RateGate:
         # Slow start only from the cold start's measure; later ones build on earlier ones.
         was_slow = self._slow
         self._slow = before is None and samples < SLOW_START_SAMPLES
+        self._spell_ramp = self._spell_ramp or self._slow
         self._spent = False
         if before is None and admitted == 0:
             # Refused before anything was measured: one request per round trip to start
@@ -621,6 +650,13 @@ class RateGate:
                 # from a cold start's measure of one burst: halve at most.
                 short = span <= SHORT_CYCLE * max(self._latency, MIN_LATENCY)
                 rate = max(rate, before * (SHORT_CUT if short else MAX_CUT))
+            elif was_slow:
+                # Slow start refused at ``before``: the cycle's average mostly measured its
+                # own climb (from one request per round trip, which a cold first round trip
+                # makes a fraction of a request a second). Halve at most, as TCP does, and
+                # climb back to just below ``before`` over the first probe period.
+                rate = max(rate, before * SHORT_CUT)
+                capacity = max(capacity, BETA * before)
         rate = max(rate, MIN_RATE)
         cold = before is None and admitted == 0
         self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
