@@ -134,8 +134,8 @@ def _post_attempts(ledger: dict[str, Any]) -> int:
 
 
 async def _measured(side: str, url: str, n: int, learn: float) -> dict[str, Any]:
-    """Run one side; the server's ledger read when the run starts, after ``learn`` seconds
-    and at the end, so the part after learning is measured the same way for both sides."""
+    """Run one side on a fresh server; its ledger read after ``learn`` seconds and at the
+    end, so the part after learning is measured the same way for both sides."""
     run = _ours if side == "ours" else _peer
     base = url.removesuffix("/v1")
     marks: dict[str, Any] = {}
