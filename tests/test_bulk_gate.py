@@ -13,6 +13,7 @@ from ventryx._bulk._gate import (
     RateGate,
     RateHeaders,
     Refusal,
+    Ticket,
     parse_rate_headers,
 )
 
@@ -233,3 +234,95 @@ async def test_an_episode_on_too_few_admissions_cuts_the_rate_by_half_at_most() 
     after = gate.rate
     assert after is not None
     assert after >= 0.5 * before
+
+
+async def paced_then_sporadic() -> tuple[RateGate, FakeClock, Ticket]:
+    """Paced at capacity with two 429s below it; the ticket returned, refused, makes three."""
+    gate, clock = paced_at_100_a_second()
+    while gate._ramp_429 < 2:  # sporadic 429s while pacing at capacity
+        for _ in range(20):
+            ticket = await gate.admit()
+            assert ticket is not None
+            clock.now += 0.001
+            gate.on_answer(ticket)
+        ticket = await gate.admit()
+        assert ticket is not None
+        gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))
+        assert gate.rate is not None
+    for _ in range(20):
+        ticket = await gate.admit()
+        assert ticket is not None
+        clock.now += 0.001
+        gate.on_answer(ticket)
+    last = await gate.admit()
+    assert last is not None
+    return gate, clock, last
+
+
+def held_sleep(gate: RateGate, clock: FakeClock) -> tuple[anyio.Event, list[float]]:
+    """The gate's sleep held until the event is set; the list holds the sleeps under way."""
+    release = anyio.Event()
+    sleeping: list[float] = []
+
+    async def held(seconds: float) -> None:
+        sleeping.append(seconds)
+        await release.wait()
+        sleeping.remove(seconds)
+        clock.now += seconds
+
+    gate._sleep = held
+    return release, sleeping
+
+
+async def test_a_queue_left_from_pacing_does_not_hold_back_a_gate_gone_unpaced() -> None:
+    # Waiters queued while the gate paced; 429s below capacity then turn out to be
+    # background and the gate goes unpaced. Handing the turn from head to head would start
+    # one request per event-loop iteration (over HTTP: 7 of 64 in flight, 0.75x): a fresh
+    # request starts at once, and the queue is let go together.
+    gate, clock, last = await paced_then_sporadic()
+    release, sleeping = held_sleep(gate, clock)
+    got: list[object] = []
+
+    async def wait() -> None:
+        got.append(await gate.admit())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        assert got == []
+        assert len(sleeping) == 1
+        gate.on_rate_limited(last, Refusal(0.01, max_pause=60))
+        assert gate.rate is None  # the third below capacity: background, unpaced again
+        assert gate.admit_now() is not None  # not behind the queue
+        await anyio.wait_all_tasks_blocked()
+        assert len(got) == 4  # the queue let go, all but the head in its sleep
+        release.set()
+    assert len(got) == 5
+    assert all(t is not None for t in got)
+
+
+async def test_waiters_let_go_by_an_open_gate_go_back_in_line_when_it_closes() -> None:
+    # Let go by the gate going unpaced, the waiters find it paused before they run: they
+    # take their places in the queue again, and only the head watches the clock.
+    gate, clock, last = await paced_then_sporadic()
+    release, sleeping = held_sleep(gate, clock)
+    got: list[object] = []
+
+    async def wait() -> None:
+        got.append(await gate.admit())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        gate.on_rate_limited(last, Refusal(0.01, max_pause=60))
+        assert gate.rate is None
+        gate._pause_until(clock.now, clock.now + 0.02)  # closed again before they run
+        await anyio.wait_all_tasks_blocked()
+        assert got == []
+        assert len(gate._queue) == 5
+        assert len(sleeping) == 1  # one head watching the clock, not five
+        release.set()
+    assert len(got) == 5
+    assert all(t is not None for t in got)
