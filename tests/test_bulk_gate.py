@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -259,19 +261,41 @@ async def paced_then_sporadic() -> tuple[RateGate, FakeClock, Ticket]:
     return gate, clock, last
 
 
-def held_sleep(gate: RateGate, clock: FakeClock) -> tuple[anyio.Event, list[float]]:
-    """The gate's sleep held until the event is set; the list holds the sleeps under way."""
-    release = anyio.Event()
-    sleeping: list[float] = []
+class Queued:
+    """Five waiters queued behind a head whose sleep to its slot is held."""
 
-    async def held(seconds: float) -> None:
-        sleeping.append(seconds)
-        await release.wait()
-        sleeping.remove(seconds)
-        clock.now += seconds
+    def __init__(self, gate: RateGate, clock: FakeClock, last: Ticket) -> None:
+        self.gate, self.clock, self.last = gate, clock, last
+        self.release = anyio.Event()
+        self.sleeping: list[float] = []  # the sleeps under way
+        self.got: list[Ticket | None] = []
+        gate._sleep = self._held
 
-    gate._sleep = held
-    return release, sleeping
+    async def _held(self, seconds: float) -> None:
+        self.sleeping.append(seconds)
+        await self.release.wait()
+        self.sleeping.remove(seconds)
+        self.clock.now += seconds
+
+    async def _wait(self) -> None:
+        self.got.append(await self.gate.admit())
+
+
+@contextlib.asynccontextmanager
+async def five_queued_then_sporadic() -> AsyncIterator[Queued]:
+    """Paced, five waiters queued; ``last`` refused makes the third 429 below capacity. On
+    exit the head's sleep is let go, and all five must have got a ticket."""
+    queued = Queued(*await paced_then_sporadic())
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(queued._wait)
+        await anyio.wait_all_tasks_blocked()
+        assert queued.got == []
+        assert len(queued.sleeping) == 1  # queued behind a head waiting for its slot
+        yield queued
+        queued.release.set()
+    assert len(queued.got) == 5
+    assert all(t is not None for t in queued.got)
 
 
 async def test_a_queue_left_from_pacing_does_not_hold_back_a_gate_gone_unpaced() -> None:
@@ -279,50 +303,22 @@ async def test_a_queue_left_from_pacing_does_not_hold_back_a_gate_gone_unpaced()
     # background and the gate goes unpaced. Handing the turn from head to head would start
     # one request per event-loop iteration (over HTTP: 7 of 64 in flight, 0.75x): a fresh
     # request starts at once, and the queue is let go together.
-    gate, clock, last = await paced_then_sporadic()
-    release, sleeping = held_sleep(gate, clock)
-    got: list[object] = []
-
-    async def wait() -> None:
-        got.append(await gate.admit())
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(5):
-            tg.start_soon(wait)
+    async with five_queued_then_sporadic() as q:
+        q.gate.on_rate_limited(q.last, Refusal(0.01, max_pause=60))
+        assert q.gate.rate is None  # the third below capacity: background, unpaced again
+        assert q.gate.admit_now() is not None  # not behind the queue
         await anyio.wait_all_tasks_blocked()
-        assert got == []
-        assert len(sleeping) == 1
-        gate.on_rate_limited(last, Refusal(0.01, max_pause=60))
-        assert gate.rate is None  # the third below capacity: background, unpaced again
-        assert gate.admit_now() is not None  # not behind the queue
-        await anyio.wait_all_tasks_blocked()
-        assert len(got) == 4  # the queue let go, all but the head in its sleep
-        release.set()
-    assert len(got) == 5
-    assert all(t is not None for t in got)
+        assert len(q.got) == 4  # the queue let go, all but the head in its sleep
 
 
 async def test_waiters_let_go_by_an_open_gate_go_back_in_line_when_it_closes() -> None:
     # Let go by the gate going unpaced, the waiters find it paused before they run: they
     # take their places in the queue again, and only the head watches the clock.
-    gate, clock, last = await paced_then_sporadic()
-    release, sleeping = held_sleep(gate, clock)
-    got: list[object] = []
-
-    async def wait() -> None:
-        got.append(await gate.admit())
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(5):
-            tg.start_soon(wait)
+    async with five_queued_then_sporadic() as q:
+        q.gate.on_rate_limited(q.last, Refusal(0.01, max_pause=60))
+        assert q.gate.rate is None
+        q.gate._pause_until(q.clock.now, q.clock.now + 0.02)  # closed again before they run
         await anyio.wait_all_tasks_blocked()
-        gate.on_rate_limited(last, Refusal(0.01, max_pause=60))
-        assert gate.rate is None
-        gate._pause_until(clock.now, clock.now + 0.02)  # closed again before they run
-        await anyio.wait_all_tasks_blocked()
-        assert got == []
-        assert len(gate._queue) == 5
-        assert len(sleeping) == 1  # one head watching the clock, not five
-        release.set()
-    assert len(got) == 5
-    assert all(t is not None for t in got)
+        assert q.got == []
+        assert len(q.gate._queue) == 5
+        assert len(q.sleeping) == 1  # one head watching the clock, not five
