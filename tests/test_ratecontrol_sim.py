@@ -238,27 +238,30 @@ def test_clients_sharing_one_limit_each_settle_every_event_once(clients: int) ->
 # list stays true. The gate before this sweep (git 64c74b3) met 3 of these 21 points (R=50 b10
 # K=2, R=200 b20 K=2, R=500 b50 K=2); this one meets R=50 b50 K=2, R=200 b20 K=2, R=500 b50
 # K=2 and R=500 b50 K=4. Uncoordinated gates on one limit are chaotic (a small change to one
-# client's measure moves points both ways): read the mean, 0.70 R over the 21 points (0.64 R
-# at git 06abd3f), not a single point. (Importing hypothesis changes the simulated schedule:
-# measure these with it imported, as this module does.)
+# client's measure moves points both ways: at the change that let a cold start's later
+# answers finish its measure, R=50 b10 K=2 went from 0.74 R to 0.49 R and R=500 b50 K=8 from
+# 0.56 R to 0.44 R, R=50 b50 K=8 from 0.57 R to 0.66 R): read the mean, not a single point.
+# Over seeds 0-3 the mean of the 21 points is 0.67 / 0.69 / 0.65 / 0.68 R (0.70 / 0.67 /
+# 0.65 / 0.63 R at git a9cec00; 0.64 R on seed 0 at git 06abd3f). (Importing hypothesis
+# changes the simulated schedule: measure these with it imported, as this module does.)
 FLEET_MISSED: dict[tuple[int, int, int], str] = {
     (20, 1, 2): "0.74 R, 13% 429s, fairness 0.85",
     (20, 1, 4): "0.82 R, 22% 429s, fairness 0.71",
     (20, 1, 8): "0.83 R, 25% 429s, fairness 0.56",
-    (50, 1, 2): "0.90 R, 6% 429s, fairness 0.90",
+    (50, 1, 2): "0.90 R, 5% 429s, fairness 0.90",
     (50, 1, 4): "0.77 R, 11% 429s, fairness 0.72",
     (50, 1, 8): "0.67 R, 19% 429s, fairness 0.54",
-    (50, 10, 2): "0.74 R, 8% 429s, fairness 0.91",
-    (50, 10, 4): "0.59 R, 16% 429s, fairness 0.92",
-    (50, 10, 8): "0.49 R, 28% 429s, fairness 0.79",
-    (50, 50, 4): "0.37 R, 16% 429s, fairness 0.50",
-    (50, 50, 8): "0.57 R, 27% 429s, fairness 0.86",
+    (50, 10, 2): "0.49 R, 6% 429s, fairness 0.77",
+    (50, 10, 4): "0.68 R, 14% 429s, fairness 0.96",
+    (50, 10, 8): "0.37 R, 28% 429s, fairness 0.85",
+    (50, 50, 4): "0.35 R, 16% 429s, fairness 0.69",
+    (50, 50, 8): "0.66 R, 27% 429s, fairness 0.85",
     (200, 1, 2): "0.93 R, 2% 429s, fairness 0.89",
     (200, 1, 4): "0.89 R, 4% 429s, fairness 0.74",
     (200, 1, 8): "0.14 R, 12% 429s, fairness 0.34",
-    (200, 20, 4): "0.22 R, 5% 429s, fairness 0.78",
-    (200, 20, 8): "0.55 R, 9% 429s, fairness 0.80",
-    (500, 50, 8): "0.56 R, 4% 429s, fairness 0.80",
+    (200, 20, 4): "0.19 R, 5% 429s, fairness 0.76",
+    (200, 20, 8): "0.34 R, 8% 429s, fairness 0.84",
+    (500, 50, 8): "0.44 R, 4% 429s, fairness 0.87",
 }
 FLEET_POINTS = [
     pytest.param(

@@ -18,27 +18,31 @@ Designed from what a client can measure; nothing is assumed about the server's c
   again (unpaced, not paused, no cap in flight) the queue is let go together and new requests
   start without joining it: handing the turn on one per event-loop iteration would hold a
   run at a handful in flight.
-- **Capacity from admissions.** A limit *episode* starts at a 429 of a request admitted since
-  the last one. Its capacity estimate is what the server admitted over the *cycle* since the
-  previous episode (at two successive refusals a bucket is empty and a window spent, so what
-  got through in between is what the limiter makes available), or, when the client was
-  pacing, the rate of the last admissions before the refusal if higher (a small bucket does
-  not keep what the client did not use). The cycle's span leaves out the waits of refusals
-  in a row (a window spent until its end admits nobody, and counted, a second's wait in two
-  measured 50 a second as 33). A cold start refused before anything was measured
+- **Capacity from admissions.** A limit *episode* starts at a 429 of a request admitted
+  since the last one. Its capacity estimate is what the server admitted over the *cycle*
+  since the previous episode (at two successive refusals a bucket is empty and a window
+  spent, so what got through in between is what the limiter makes available), or, when the
+  client was pacing, the rate of the last admissions before the refusal if higher (a small
+  bucket does not keep what the client did not use). The cycle's span leaves out the waits
+  of refusals in a row (a window spent until its end admits nobody, and counted, a second's
+  wait in two measured 50 a second as 33). A cold start refused before anything was measured
   starts at one request per round trip, finishes the measure from the answers still in
-  flight and doubles every round trip until the next episode measures properly. The round
-  trip is the shortest seen (a cold process's first one opens connections and can take a
-  second), each slow-start slot is one interval at the rate of the moment after the last
-  (not a grid set at the starting rate), and the refusal that ends slow start halves the
-  rate at most and sets the probe's ceiling just below where it was refused; a window
-  measure over a span in which slow start ran is not taken (it measures the climb). A later
-  episode measured on fewer than ``SLOW_START_SAMPLES`` admissions (a limit shared with
-  other clients refuses this one now and then, whatever its own rate) cuts the rate at most
-  to ``MAX_CUT`` (``BETA``) of what it was, as a measured episode would: halving there let
-  the client that lost a shared limit's cold start halve its way down to ``MIN_RATE``. One
-  whose cycle lasted no more than ``SHORT_CYCLE`` round trips still halves at most
-  (``SHORT_CUT``): the gate is then falling from a cold start's measure of one burst.
+  flight and doubles every round trip until the next episode measures properly. One refused
+  after some admissions goes on measuring from the answers to requests sent after the
+  refused one, while four in five of them or more are admitted (a sporadic 429 ten answers
+  into a slow first round trip is no limit; those sent before it were admitted under a limit
+  not yet spent, and say nothing). The round trip is the shortest seen (a cold process's
+  first one opens connections and can take a second), each slow-start slot is one interval
+  at the rate of the moment after the last (not a grid set at the starting rate), and the
+  refusal that ends slow start halves the rate at most and sets the probe's ceiling just
+  below where it was refused; a window measure over a span in which slow start ran is not
+  taken (it measures the climb). A later episode measured on fewer than
+  ``SLOW_START_SAMPLES`` admissions (a limit shared with other clients refuses this one now
+  and then, whatever its own rate) cuts the rate at most to ``MAX_CUT`` (``BETA``) of what
+  it was, as a measured episode would: halving there let the client that lost a shared
+  limit's cold start halve its way down to ``MIN_RATE``. One whose cycle lasted no more than
+  ``SHORT_CYCLE`` round trips still halves at most (``SHORT_CUT``): the gate is then falling
+  from a cold start's measure of one burst.
 - **Pacing and probing.** After an episode the gate paces at ``BETA`` (0.97) of the
   estimate, one admission every ``1/rate`` (no burst), rises back to the estimate over one
   probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
@@ -65,9 +69,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   sent at or below the measured capacity is the *background* (once ``BACKGROUND_EVIDENCE``
   such 429s were seen, and not counting a refusal after which the limit stayed spent). When
   it is first established the cuts that led there are undone; from then on a 429 starts an
-  episode only when the cycle's 429 count is well above the background's share, and the
-  others only make their own event wait (its Retry-After, capped). A 429 saying
-  ``X-RateLimit-Remaining`` > 0 is never a limit, and one saying 0 is never background.
+  episode only when the cycle's 429 count is well above the background's share (twice it,
+  and above the most that share's evidence allows: three 429s in 32 answers may be one in
+  five), and the others only make their own event wait (its Retry-After, capped). A 429
+  saying ``X-RateLimit-Remaining`` > 0 is never a limit, and one saying 0 is never background.
 - **Concurrency.** Where the server limits requests in service rather than per second, the
   measured capacity is its throughput and pacing below it keeps the count in service below
   the limit (Little's law); a refusal with more in flight than any admitted request of the
@@ -125,18 +130,22 @@ BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 
 class Ticket:
     """One admission. ``epoch`` is the gate's episode count when it was issued, ``issued_at``
-    its time on the gate's clock, ``in_flight`` the count in flight with it; ``waited`` the
-    seconds of its wait that count against the event's ``max_rate_limit_wait`` (pauses
-    after 429s, not pacing); ``data`` is free for a gate's own use. The engine passes a
-    ticket back unchanged, exactly once."""
+    its time on the gate's clock, ``in_flight`` the count in flight with it, ``serial`` its
+    place in the order of issue (0 where a gate does not count); ``waited`` the seconds of
+    its wait that count against the event's ``max_rate_limit_wait`` (pauses after 429s, not
+    pacing); ``data`` is free for a gate's own use. The engine passes a ticket back
+    unchanged, exactly once."""
 
-    __slots__ = ("data", "epoch", "in_flight", "issued_at", "waited")
+    __slots__ = ("data", "epoch", "in_flight", "issued_at", "serial", "waited")
 
-    def __init__(self, epoch: int, issued_at: float, in_flight: int, data: object = None) -> None:
+    def __init__(
+        self, epoch: int, issued_at: float, in_flight: int, data: object = None, *, serial: int = 0
+    ) -> None:
         self.epoch = epoch
         self.issued_at = issued_at
         self.in_flight = in_flight
         self.data = data
+        self.serial = serial
         self.waited = 0.0
 
 
@@ -280,6 +289,10 @@ class RateGate:
         self._min_trip = math.inf  # the shortest of them
         self._answers = 0
         self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
+        self._issued = 0  # tickets issued, in all: the last one's serial
+        self._cold_mark = 0  # the serial of the refusal that ended the unpaced start
+        self._past_ok = 0  # answers to cold tickets issued after it, admitted ...
+        self._past_429 = 0  # ... and refused
         self._pause_start = 0.0
         self._pause_total = 0.0
         self._queue: collections.deque[anyio.Event] = collections.deque()  # waiting admits
@@ -344,10 +357,11 @@ class RateGate:
         if self._spell[0] == math.inf:
             self._spell = (now, 0)
         self.in_flight += 1
+        self._issued += 1
         probe = bool(self._streak)
         if probe:
             self._probing += 1
-        return Ticket(self.epoch, now, self.in_flight, probe)
+        return Ticket(self.epoch, now, self.in_flight, probe, serial=self._issued)
 
     def _take_slot(self, now: float) -> bool:
         """Whether a request may start at ``now``; if so its slot is taken."""
@@ -492,7 +506,7 @@ class RateGate:
                 self._ramp_ok //= 2
                 self._ramp_429 //= 2
             self._unmeasured = None
-        elif self._unmeasured is not None and ticket.epoch == self.epoch - 1:
+        elif self._measures_on(ticket, admitted=True):
             self._remeasure(now, now - ticket.issued_at)
         self._cycle_top = max(self._cycle_top, ticket.in_flight)
         self._answers += 1
@@ -513,6 +527,7 @@ class RateGate:
         own = 0.0 if trusted is None else trusted
         if headers is not None and headers.remaining is not None and headers.remaining >= 1:
             return own  # the server says there is room: not the rate limit
+        self._measures_on(ticket, admitted=False)
         if ticket.epoch != self.epoch:  # part of the last episode: it paused everyone already
             return 0.0
         self._cycle_429 += 1
@@ -531,7 +546,8 @@ class RateGate:
         background = self.background
         if background > 0 and self._streak == 0:
             expected = background * answers
-            if self._cycle_429 <= 2 * expected + 3 * math.sqrt(expected) + 1:
+            allowed = max(2 * expected, self._background_bound() * answers)
+            if self._cycle_429 <= allowed + 3 * math.sqrt(expected) + 1:
                 return own  # within the background share: this event waits, nobody else
         if self._streak and self._ramp_trigger and self._ramp_429:
             self._ramp_429 -= 1  # the limit is still spent: that refusal was no background
@@ -557,9 +573,47 @@ class RateGate:
         # More than that refused below capacity is no background but a limit measured high.
         return share if share <= BACKGROUND_MAX else 0.0
 
+    def _measures_on(self, ticket: Ticket, *, admitted: bool) -> bool:
+        """Whether the answer to ``ticket`` goes on measuring the unpaced start's capacity.
+
+        The requests still in flight at the first refusal, and sent after it, tell what
+        the refusal was worth: where the server goes on admitting four in five of them or
+        more it was no limit reached (a sporadic 429, or one that came early in a slow first
+        round trip), and what gets through measures the start; where more are refused, they
+        stop the measure. (A fixed window of 50 refuses 14 of 64 sent at once; arriving in
+        another order than they were sent, more than half of those sent after the first
+        refusal answered were admitted: measured on while that many were, a cold start
+        passed some 30 429s more.) Those sent before the refusal were admitted under a limit
+        not yet spent and measure nothing (counted, a bucket's burst read as its rate).
+        """
+        if self._unmeasured is None or ticket.epoch != self.epoch - 1:
+            return False
+        if ticket.serial <= self._cold_mark:
+            return False
+        if admitted:
+            self._past_ok += 1
+        else:
+            self._past_429 += 1
+        return self._past_ok > 4 * self._past_429
+
+    def _background_bound(self) -> float:
+        """The background share at most, as far as its evidence tells (0 while none).
+
+        Three 429s in 32 answers say little: a cycle's share was once held to twice that
+        measure alone, and sporadic 429s on one request in five (measured 3 in 32) started
+        an episode a thousand answers on; the gate paced at three quarters of what the
+        server answered for the rest of the run.
+        """
+        if self.background <= 0:
+            return 0.0
+        refused = self._ramp_429
+        high = (refused + 2.0 * math.sqrt(refused) + 1.0) / (refused + self._ramp_ok)
+        return min(high, BACKGROUND_MAX)
+
     def _remeasure(self, now: float, trip: float) -> None:
-        """An episode came before any admission was measured (all of a round trip's answers
-        arrive at once): the requests still in flight then finish the measurement."""
+        """The first episode came before the unpaced start was measured (all of a round
+        trip's answers arrive at once, or the first 429 came early in it): the requests
+        still in flight then finish the measurement."""
         assert self._unmeasured is not None
         start, ok0 = self._unmeasured
         span = max(now - start, trip)
@@ -691,8 +745,12 @@ class RateGate:
                 rate = max(rate, before * SHORT_CUT)
                 capacity = max(capacity, BETA * before)
         rate = max(rate, MIN_RATE)
-        cold = before is None and admitted == 0
-        self._unmeasured = (self._cycle_at, self._cycle_ok0) if cold else None
+        # The first episode: the requests still in flight finish its measure. Refused after
+        # some admissions, only those sent after the refused one count (``_measures_on``).
+        first = before is None
+        self._unmeasured = (self._cycle_at, self._cycle_ok0) if first else None
+        self._cold_mark = ticket.serial if first and admitted > 0 else 0
+        self._past_ok = self._past_429 = 0
         self.epoch += 1
         self.episodes += 1
         self._streak = 1
