@@ -185,17 +185,20 @@ async def test_a_repeated_refusal_measures_over_the_servers_wait_not_the_flood_f
     assert rate >= 25.0
 
 
-def paced_at_100_a_second() -> tuple[RateGate, FakeClock]:
-    """A gate that measured 100 admissions a second, then got its first 429."""
+def paced_at_100_a_second(
+    admissions: int = 100, retry_after: float = 0.01
+) -> tuple[RateGate, FakeClock]:
+    """A gate that measured 100 admissions a second (``admissions`` of them), then got its
+    first 429 (saying ``retry_after``)."""
     gate, clock = make()
-    for _ in range(100):
+    for _ in range(admissions):
         ticket = gate.admit_now()
         assert ticket is not None
         clock.now += 0.01
         gate.on_answer(ticket)
     first = gate.admit_now()
     assert first is not None
-    gate.on_rate_limited(first, Refusal(0.01, max_pause=60))
+    gate.on_rate_limited(first, Refusal(retry_after, max_pause=60))
     return gate, clock
 
 
@@ -411,3 +414,43 @@ async def test_a_cold_start_on_a_window_seen_out_of_order_keeps_the_first_measur
     rate = gate.rate
     assert rate is not None
     assert rate < 150
+
+
+async def refused_twice(gate: RateGate, clock: FakeClock, retry_after: float) -> None:
+    """The probe after the first pause refused too, saying ``retry_after``."""
+    probe = await gate.admit()
+    assert probe is not None
+    clock.now += 0.003
+    gate.on_rate_limited(probe, Refusal(retry_after, max_pause=60))
+    assert gate.streak == 2
+
+
+@pytest.mark.parametrize(("retry_after", "early"), [(1.0, True), (0.9, False)])
+async def test_a_whole_second_wait_is_probed_early_inside_its_last_second(
+    retry_after: float, early: bool
+) -> None:
+    # "Retry-After: 1" says the window has room within a second, not when: waited out in
+    # full, a window of a tenth of a second passed a tenth of its capacity. 100 admissions
+    # pay for one early probe, 50 ms on; a request let through then measures the window
+    # from the refusal to it. A fractional wait is exact and waited out in full.
+    gate, clock = paced_at_100_a_second()
+    await refused_twice(gate, clock, retry_after)
+    wait = gate.resume_at - clock.now
+    if not early:
+        assert wait == pytest.approx(retry_after)
+        return
+    assert wait == pytest.approx(MIN_PAUSE)
+    probe = await gate.admit()
+    assert probe is not None
+    clock.now += 0.003
+    gate.on_answer(probe)
+    rate = gate.rate
+    assert rate is not None
+    assert 80 < rate < 100  # 100 over the second up to the room found, not over 2 s
+
+
+async def test_a_whole_second_wait_after_few_admissions_is_waited_out() -> None:
+    # Ten admissions pay for no early probe (each costs a 429): the second is waited out.
+    gate, clock = paced_at_100_a_second(admissions=10, retry_after=1.0)
+    await refused_twice(gate, clock, 1.0)
+    assert gate.resume_at - clock.now == pytest.approx(1.0)

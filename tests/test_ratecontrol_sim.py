@@ -129,6 +129,17 @@ TARGET_POINTS = [
         RateLimit(50, shape="fixed_window", window=1.0, retry_after="absent", rate_headers=True),
         256, 0.05, id="fixed-window-50-per-1s-reset-header-only-c256-50ms",
     ),
+    # Whole-second Retry-After on a window of 2 s: waited out in full, each refusal lost up
+    # to a second and measured the window short (0.86 R steady at c=16, 0.82 R at c=256);
+    # now probed early inside the last second of the wait.
+    pytest.param(
+        RateLimit(100, shape="fixed_window", window=2.0, retry_after="seconds"), 16, 0.01,
+        id="fixed-window-200-per-2s-seconds-c16-10ms",
+    ),
+    pytest.param(
+        RateLimit(100, shape="fixed_window", window=2.0, retry_after="seconds"), 256, 0.05,
+        id="fixed-window-200-per-2s-seconds-c256-50ms",
+    ),
 ]  # fmt: skip
 
 

@@ -57,12 +57,18 @@ Designed from what a client can measure; nothing is assumed about the server's c
   server's wait are the client's own silence, not the window's: counted, they measured a
   client kept out by others on a shared limit at a fraction of a request a second). A wait
   in whole seconds is rounded up by as much as a second, so where that is a third of the
-  span or more the measure is a lower bound: the first time, the probe period after it is
-  at most ``COARSE_PERIOD``. A Retry-After beyond ``max_pause`` (the policy's
-  ``max_retry_after``) is never applied to the gate: that event fails (the engine's call)
-  and the client goes on. Refusals in a row without an admission
-  back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one request out at a time, so a
-  server that only answers 429, even with ``Retry-After: 0``, sees a few requests a second.
+  span or more the measure is a lower bound: the first time, the probe period after it is at
+  most ``COARSE_PERIOD``. A whole-second wait says the room comes within its last second,
+  not when (waited out in full, a window of 0.1 s passed 0.14 of its capacity, one of 1 s
+  0.75): where the admissions since the limit last had room pay for it (one early probe per
+  100 admissions, ``EARLY_PROBES``, and the limit had room less than ``EARLY_SPAN`` ago),
+  the gate asks again inside that second at the flood floor's doubling pace, and the request
+  let through measures the window up to midway between the last refusal and itself. A
+  Retry-After beyond ``max_pause`` (the policy's ``max_retry_after``) is never applied to
+  the gate: that event fails (the engine's call) and the client goes on. Refusals in a row
+  without an admission back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one
+  request out at a time, so a server that only answers 429, even with ``Retry-After: 0``,
+  sees a few requests a second.
 - **Rate limits versus sporadic 429s.** A rate limit refuses (almost) nothing while the
   client paces at or below the capacity it measured; rate-independent 429s (an overloaded
   shard, a flaky proxy) come there as often as anywhere. So the 429 share among requests
@@ -126,6 +132,8 @@ FIRST_CUT = 0.85  # the first episode paces at most this share of what was offer
 BACKGROUND_EVIDENCE = 3  # 429s below the measured capacity before any is called background
 BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
 BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
+EARLY_PROBES = 0.01  # early probes inside a whole-second wait, per admission before it
+EARLY_SPAN = 10.0  # seconds: ... where the limit last had room less than this long before
 
 
 class Ticket:
@@ -307,6 +315,12 @@ class RateGate:
         self._spell_ramp = False  # slow start ran during the spell: it measures the ramp
         self._ramp_trigger = False  # the last episode began with a refusal below capacity
         self._coarse = False  # a measure on a whole-second wait was probed above early
+        self._room_by = -math.inf  # when the server said it has room, at the streak's start
+        self._early = 0  # early probes this streak may still send inside a whole-second wait
+        self._room_cap = math.inf  # after early probes, the wait ends by the first refusal's
+        # A window measure waiting for the early probe admitted: (spell start, admissions then,
+        # last refusal)
+        self._pending: tuple[float, int, float] | None = None
 
     # -- pacing ------------------------------------------------------------------------------
 
@@ -495,6 +509,8 @@ class RateGate:
         if self._born is None:
             self._born = self._cycle_at = now
         self._ok += 1
+        if self._pending is not None:
+            self._finish_window_measure(ticket.issued_at)
         self._streak = 0
         self._probing = 0
         if ticket.epoch == self.epoch:
@@ -596,6 +612,19 @@ class RateGate:
             self._past_429 += 1
         return self._past_ok > 4 * self._past_429
 
+    def _finish_window_measure(self, admitted_at: float) -> None:
+        """An early probe inside a whole-second wait got through: the window had room again
+        between the last refusal and its issue. Measure its capacity over that."""
+        assert self._pending is not None
+        spell_at, admitted, refused_at = self._pending
+        self._pending = None
+        room_at = (refused_at + admitted_at) / 2
+        if self._base is None or room_at <= spell_at or admitted <= 0:
+            return
+        capacity = admitted / (room_at - spell_at)
+        rate = max(min(self._base, BETA * capacity), MIN_RATE)
+        self._set_rate(rate, capacity, self._clock())
+
     def _background_bound(self) -> float:
         """The background share at most, as far as its evidence tells (0 while none).
 
@@ -673,16 +702,50 @@ class RateGate:
             else:
                 pause = 0.0
             floor = min(MIN_PAUSE * math.pow(2.0, self._streak - 2), MAX_PAUSE)
-            self._pause_until(now, now + max(pause, floor))
-            self._next_slot = self.resume_at
             spell_at, spell_ok = self._spell
             room_at = now + pause  # when the server says it has room (not the flood floor)
             ramp = self._spell_ramp
+            if self._streak == 2:
+                self._room_by = room_at
+                # (not where the second a whole-second wait may round up is a small part of
+                # the span since the limit last had room: a window of 10 s lost little)
+                short = room_at - spell_at < EARLY_SPAN
+                self._early = int(EARLY_PROBES * (self._ok - spell_ok)) if short else 0
+            # A whole-second wait says the server has room within the last second of it,
+            # not when: a window of a tenth of a second waited out in full passes a tenth of
+            # its capacity. Where the admissions since the limit last had room pay for it,
+            # ask again early inside that second, at the flood floor's doubling pace; the
+            # window is measured once a request gets through.
+            least = max(now, self._room_by - 1.0)  # the room is later than this
+            whole = pause >= 1.0 and pause == math.floor(pause)
+            if whole and self._early > 0 and least + floor < self._room_by:
+                self._early -= 1
+                self._room_cap = self._room_by
+                if self._pending is None and self._base is not None and not ramp:
+                    self._pending = (spell_at, self._ok - spell_ok, least)
+                elif self._pending is not None:
+                    self._pending = (*self._pending[:2], least)
+                self._pause_until(now, least + floor)
+                self._next_slot = self.resume_at
+                self._spell = (self.resume_at, self._ok)
+                self._spell_ramp = False
+                self._probe_at(self.resume_at)
+                return
+            admitted = self._ok - spell_ok
+            if self._pending is not None:  # early probes spent: measure from the streak's start
+                spell_at, admitted, _ = self._pending
+                self._pending = None
+            # (after early probes, no later than the first refusal said: each refusal since
+            # restated its own second)
+            until = max(min(now + max(pause, floor), self._room_cap), now + floor)
+            self._room_cap = math.inf
+            self._pause_until(now, until)
+            self._next_slot = self.resume_at
             if pause > 0 and self._base is not None and room_at > spell_at and not ramp:
                 # What got through since the limit last had room, to when the server says it
                 # has room again: a window's count over its length. Not where slow start ran
                 # meanwhile: that span measures its climb, far below the limit.
-                capacity = (self._ok - spell_ok) / (room_at - spell_at)
+                capacity = admitted / (room_at - spell_at)
                 if 0 < capacity < self._capacity:
                     self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
                     whole = pause >= 1.0 and pause == math.floor(pause)
