@@ -454,3 +454,15 @@ async def test_a_whole_second_wait_after_few_admissions_is_waited_out() -> None:
     gate, clock = paced_at_100_a_second(admissions=10, retry_after=1.0)
     await refused_twice(gate, clock, 1.0)
     assert gate.resume_at - clock.now == pytest.approx(1.0)
+
+
+async def test_a_wait_stated_as_an_http_date_is_probed_early_too() -> None:
+    # An HTTP date states the wait to the second (the room comes within the second before
+    # it) though, subtracted from the clock, it is no whole number.
+    gate, clock = paced_at_100_a_second()
+    probe = await gate.admit()
+    assert probe is not None
+    clock.now += 0.003
+    gate.on_rate_limited(probe, Refusal(0.6, max_pause=60, coarse=True))
+    assert gate.streak == 2
+    assert gate.resume_at - clock.now == pytest.approx(MIN_PAUSE)

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ventryx
-from ventryx._retry import RetryPolicy, is_retryable, parse_retry_after
+from ventryx._retry import RetryPolicy, is_retryable, parse_retry_after, retry_after_is_date
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 
@@ -39,6 +39,24 @@ NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=timezone.utc).timestamp()
 )
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_after(httpx.Headers(headers), now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "is_date"),
+    [
+        ({"retry-after": "Sat, 28 Nov 2026 12:00:07 GMT"}, True),
+        ({"retry-after": "3"}, False),
+        ({"retry-after": "0.25"}, False),
+        ({"retry-after": "whenever"}, False),
+        ({"retry-after-ms": "250", "retry-after": "Sat, 28 Nov 2026 12:00:07 GMT"}, False),
+        ({"retry-after-ms": "soon", "retry-after": "Sat, 28 Nov 2026 12:00:07 GMT"}, True),
+        ({}, False),
+    ],
+)
+def test_retry_after_is_date_says_which_wait_parse_retry_after_read(
+    headers: dict[str, str], is_date: bool
+) -> None:
+    assert retry_after_is_date(httpx.Headers(headers)) is is_date
 
 
 @given(st.text(max_size=40))

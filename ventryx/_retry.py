@@ -135,6 +135,15 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return _bounded(when.timestamp() - current)
 
 
+def retry_after_is_date(headers: Mapping[str, str]) -> bool:
+    """Whether the wait ``parse_retry_after`` reads from ``headers`` is an HTTP date (stated to
+    the second: the server has room within the second before it)."""
+    if headers.get("retry-after-ms") is not None and _number(headers["retry-after-ms"]) is not None:
+        return False
+    text = headers.get("retry-after")
+    return text is not None and _number(text) is None and email.utils.parsedate_tz(text) is not None
+
+
 def _number(text: str) -> float | None:
     """Seconds written as a decimal number; "inf", "nan" and other words are not."""
     text = text.strip()

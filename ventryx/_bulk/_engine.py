@@ -32,7 +32,7 @@ from ventryx._errors import (
     RateLimitError,
 )
 from ventryx._pipeline import Pipeline
-from ventryx._retry import is_retryable, is_transient
+from ventryx._retry import is_retryable, is_transient, retry_after_is_date
 from ventryx.models import Event
 
 __all__ = ["Engine", "HttpxSender", "Sender"]
@@ -364,7 +364,9 @@ class Engine:
         retry_after = error.retry_after
         cap = self.policy.max_retry_after
         headers = parse_rate_headers(error.response.headers)
-        own = self.gate.on_rate_limited(ticket, Refusal(retry_after, headers, cap))
+        coarse = retry_after_is_date(error.response.headers)
+        refusal = Refusal(retry_after, headers, cap, coarse=coarse)
+        own = self.gate.on_rate_limited(ticket, refusal)
         if retry_after is not None and retry_after > cap:
             return self._outcome(job, "failed", error=error)
         if job.rate_limit_wait + own > self.options.max_rate_limit_wait:

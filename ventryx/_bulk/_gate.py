@@ -58,17 +58,17 @@ Designed from what a client can measure; nothing is assumed about the server's c
   client kept out by others on a shared limit at a fraction of a request a second). A wait
   in whole seconds is rounded up by as much as a second, so where that is a third of the
   span or more the measure is a lower bound: the first time, the probe period after it is at
-  most ``COARSE_PERIOD``. A whole-second wait says the room comes within its last second,
-  not when (waited out in full, a window of 0.1 s passed 0.14 of its capacity, one of 1 s
-  0.75): where the admissions since the limit last had room pay for it (one early probe per
-  100 admissions, ``EARLY_PROBES``, and the limit had room less than ``EARLY_SPAN`` ago),
-  the gate asks again inside that second at the flood floor's doubling pace, and the request
-  let through measures the window up to midway between the last refusal and itself. A
-  Retry-After beyond ``max_pause`` (the policy's ``max_retry_after``) is never applied to
-  the gate: that event fails (the engine's call) and the client goes on. Refusals in a row
-  without an admission back off from ``MIN_PAUSE`` doubling to ``MAX_PAUSE`` with one
-  request out at a time, so a server that only answers 429, even with ``Retry-After: 0``,
-  sees a few requests a second.
+  most ``COARSE_PERIOD``. A whole-second wait (or an HTTP date, ``Refusal.coarse``) says the
+  room comes within its last second, not when (waited out in full, a window of 0.1 s passed
+  0.14 of its capacity, one of 1 s 0.75): where the admissions since the limit last had room
+  pay for it (one early probe per 100 admissions, ``EARLY_PROBES``, and the limit had room
+  less than ``EARLY_SPAN`` ago), the gate asks again inside that second at the flood floor's
+  doubling pace, and the request let through measures the window up to midway between the
+  last refusal and itself. A Retry-After beyond ``max_pause`` (the policy's
+  ``max_retry_after``) is never applied to the gate: that event fails (the engine's call)
+  and the client goes on. Refusals in a row without an admission back off from ``MIN_PAUSE``
+  doubling to ``MAX_PAUSE`` with one request out at a time, so a server that only answers
+  429, even with ``Retry-After: 0``, sees a few requests a second.
 - **Rate limits versus sporadic 429s.** A rate limit refuses (almost) nothing while the
   client paces at or below the capacity it measured; rate-independent 429s (an overloaded
   shard, a flaky proxy) come there as often as anywhere. So the 429 share among requests
@@ -176,19 +176,23 @@ class RateHeaders:
 class Refusal:
     """One 429 as a gate reads it: ``retry_after``, the server's wait (``None`` when it named
     none); ``headers``, its X-RateLimit headers; ``max_pause``, the longest wait the client
-    accepts (its ``max_retry_after``)."""
+    accepts (its ``max_retry_after``); ``coarse``, whether that wait was stated to the second
+    only (an HTTP date; a whole number of seconds is seen as such without it)."""
 
-    __slots__ = ("headers", "max_pause", "retry_after")
+    __slots__ = ("coarse", "headers", "max_pause", "retry_after")
 
     def __init__(
         self,
         retry_after: float | None,
         headers: RateHeaders | None = None,
         max_pause: float = math.inf,
+        *,
+        coarse: bool = False,
     ) -> None:
         self.retry_after = retry_after
         self.headers = headers
         self.max_pause = max_pause
+        self.coarse = coarse
 
 
 _EPOCH_SECONDS = 1e9  # a Reset above this is a Unix time, not a delta
@@ -568,7 +572,10 @@ class RateGate:
         if self._streak and self._ramp_trigger and self._ramp_429:
             self._ramp_429 -= 1  # the limit is still spent: that refusal was no background
         self._ramp_trigger = ramp
-        self._episode(now, ticket=ticket, trusted=trusted, headers=headers, answers=answers)
+        coarse = refusal.coarse and trusted is not None
+        self._episode(
+            now, ticket=ticket, trusted=trusted, headers=headers, answers=answers, coarse=coarse
+        )
         return 0.0
 
     def _in_ramp(self, ticket: Ticket) -> bool:
@@ -685,6 +692,7 @@ class RateGate:
         trusted: float | None,
         headers: RateHeaders | None,
         answers: int,
+        coarse: bool = False,
     ) -> None:
         if self._streak:
             # No admission since the last episode: the limit is still spent. Keep the rate
@@ -717,7 +725,7 @@ class RateGate:
             # ask again early inside that second, at the flood floor's doubling pace; the
             # window is measured once a request gets through.
             least = max(now, self._room_by - 1.0)  # the room is later than this
-            whole = pause >= 1.0 and pause == math.floor(pause)
+            whole = coarse or (pause >= 1.0 and pause == math.floor(pause))
             if whole and self._early > 0 and least + floor < self._room_by:
                 self._early -= 1
                 self._room_cap = self._room_by
