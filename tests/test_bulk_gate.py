@@ -466,3 +466,19 @@ async def test_a_wait_stated_as_an_http_date_is_probed_early_too() -> None:
     gate.on_rate_limited(probe, Refusal(0.6, max_pause=60, coarse=True))
     assert gate.streak == 2
     assert gate.resume_at - clock.now == pytest.approx(MIN_PAUSE)
+
+
+async def test_a_later_refusal_in_a_row_waits_its_own_whole_second() -> None:
+    # The first refusal's second bounds the early probes of its own streak only: a later
+    # streak, with no early probe paid for, waits what its server says in full.
+    gate, clock = paced_at_100_a_second()
+    await refused_twice(gate, clock, 1.0)
+    probe = await gate.admit()
+    assert probe is not None
+    gate.on_answer(probe)  # the early probe let through
+    clock.now += 2.0
+    ticket = await gate.admit()
+    assert ticket is not None
+    gate.on_rate_limited(ticket, Refusal(1.0, max_pause=60))
+    await refused_twice(gate, clock, 1.0)
+    assert gate.resume_at - clock.now == pytest.approx(1.0)

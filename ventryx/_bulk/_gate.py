@@ -715,6 +715,7 @@ class RateGate:
             ramp = self._spell_ramp
             if self._streak == 2:
                 self._room_by = room_at
+                self._room_cap = math.inf
                 # (not where the second a whole-second wait may round up is a small part of
                 # the span since the limit last had room: a window of 10 s lost little)
                 short = room_at - spell_at < EARLY_SPAN
