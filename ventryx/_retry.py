@@ -108,18 +108,13 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     more than ``RETRY_AFTER_CEILING`` (1e10 s): thousands of digits, or a year past 9999,
     mean "not for a very long time", which is that ceiling.
     """
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        value = _number(ms)
-        if value is not None:
-            return _bounded(value / 1000.0)
-    text = headers.get("retry-after")
-    if text is None:
+    source = _stating(headers)
+    if source is None:
         return None
-    text = text.strip()
+    name, text = source
     seconds = _number(text)
     if seconds is not None:
-        return _bounded(seconds)
+        return _bounded(seconds / 1000.0 if name == "retry-after-ms" else seconds)
     parts = email.utils.parsedate_tz(text)
     if parts is None:
         return None
@@ -138,10 +133,21 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 def retry_after_is_date(headers: Mapping[str, str]) -> bool:
     """Whether the wait ``parse_retry_after`` reads from ``headers`` is an HTTP date (stated to
     the second: the server has room within the second before it)."""
-    if headers.get("retry-after-ms") is not None and _number(headers["retry-after-ms"]) is not None:
+    source = _stating(headers)
+    if source is None:
         return False
+    text = source[1]
+    return _number(text) is None and email.utils.parsedate_tz(text) is not None
+
+
+def _stating(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """The header that states the wait, and its text: ``retry-after-ms`` where it holds a
+    number, else ``Retry-After``; ``None`` when neither does."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None and _number(ms) is not None:
+        return "retry-after-ms", ms
     text = headers.get("retry-after")
-    return text is not None and _number(text) is None and email.utils.parsedate_tz(text) is not None
+    return None if text is None else ("retry-after", text.strip())
 
 
 def _number(text: str) -> float | None:

@@ -628,9 +628,12 @@ class RateGate:
         room_at = (refused_at + admitted_at) / 2
         if self._base is None or room_at <= spell_at or admitted <= 0:
             return
-        capacity = admitted / (room_at - spell_at)
-        rate = max(min(self._base, BETA * capacity), MIN_RATE)
-        self._set_rate(rate, capacity, self._clock())
+        self._pace_for_window(admitted / (room_at - spell_at), self._clock())
+
+    def _pace_for_window(self, capacity: float, now: float) -> None:
+        """Pace just below a window's measured ``capacity`` (never faster than now)."""
+        assert self._base is not None
+        self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
 
     def _background_bound(self) -> float:
         """The background share at most, as far as its evidence tells (0 while none).
@@ -726,39 +729,35 @@ class RateGate:
             # ask again early inside that second, at the flood floor's doubling pace; the
             # window is measured once a request gets through.
             least = max(now, self._room_by - 1.0)  # the room is later than this
-            whole = coarse or (pause >= 1.0 and pause == math.floor(pause))
-            if whole and self._early > 0 and least + floor < self._room_by:
+            whole_seconds = pause >= 1.0 and pause == math.floor(pause)
+            early = (coarse or whole_seconds) and self._early > 0 and least + floor < self._room_by
+            admitted = self._ok - spell_ok
+            if early:
                 self._early -= 1
                 self._room_cap = self._room_by
                 if self._pending is None and self._base is not None and not ramp:
-                    self._pending = (spell_at, self._ok - spell_ok, least)
+                    self._pending = (spell_at, admitted, least)
                 elif self._pending is not None:
                     self._pending = (*self._pending[:2], least)
-                self._pause_until(now, least + floor)
-                self._next_slot = self.resume_at
-                self._spell = (self.resume_at, self._ok)
-                self._spell_ramp = False
-                self._probe_at(self.resume_at)
-                return
-            admitted = self._ok - spell_ok
-            if self._pending is not None:  # early probes spent: measure from the streak's start
-                spell_at, admitted, _ = self._pending
-                self._pending = None
-            # (after early probes, no later than the first refusal said: each refusal since
-            # restated its own second)
-            until = max(min(now + max(pause, floor), self._room_cap), now + floor)
-            self._room_cap = math.inf
+                until = least + floor
+            else:
+                if self._pending is not None:  # early probes spent: measure from its start
+                    spell_at, admitted, _ = self._pending
+                    self._pending = None
+                # (after early probes, no later than the first refusal said: each refusal
+                # since restated its own second)
+                until = max(min(now + max(pause, floor), self._room_cap), now + floor)
+                self._room_cap = math.inf
             self._pause_until(now, until)
             self._next_slot = self.resume_at
-            if pause > 0 and self._base is not None and room_at > spell_at and not ramp:
+            if not early and pause > 0 and self._base is not None and room_at > spell_at:
                 # What got through since the limit last had room, to when the server says it
                 # has room again: a window's count over its length. Not where slow start ran
-                # meanwhile: that span measures its climb, far below the limit.
+                # meanwhile (``ramp``): that span measures its climb, far below the limit.
                 capacity = admitted / (room_at - spell_at)
-                if 0 < capacity < self._capacity:
-                    self._set_rate(max(min(self._base, BETA * capacity), MIN_RATE), capacity, now)
-                    whole = pause >= 1.0 and pause == math.floor(pause)
-                    if whole and room_at - spell_at < 3.0 and not self._coarse:
+                if not ramp and 0 < capacity < self._capacity:
+                    self._pace_for_window(capacity, now)
+                    if whole_seconds and room_at - spell_at < 3.0 and not self._coarse:
                         # A wait in whole seconds rounds up by as much as a second, a third
                         # or more of the span measured here: the measure is a lower bound,
                         # so the first such probes above it soon.
