@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ BURST = int(RATE // 20)
 CONCURRENCY = 16
 KS = tuple(int(k) for k in os.environ.get("BENCH_REDIS_KS", "2,4,8").split(","))
 SKEW = 3600.0  # the second "host" is this many seconds ahead
+SPORADIC = (0.05, 0.2)  # shares of requests refused whatever the rate, against none
 
 
 @contextmanager
@@ -69,7 +71,6 @@ def _worker(spec: dict[str, Any]) -> None:
         wall, mono = time.time, time.monotonic
         time.time = lambda: wall() + offset
         time.monotonic = lambda: mono() + offset
-    import statistics
 
     import anyio
 
@@ -183,12 +184,12 @@ def _round(url: str, redis: str | None, offsets: Sequence[float], seconds: float
         "fairness": total * total / (len(delivered) * squares) if squares else 0.0,
         "call_ms": call_ms[len(call_ms) // 2] if call_ms else None,
         "errors": sum(t["errors"] for t in tallies),
+        "answers_per_s": attempts / seconds,
     }
 
 
 def _admission_cost(redis: str, count: int) -> dict[str, float]:
     """Median ms of one admission, one worker, no HTTP: the shared gate and the local one."""
-    import statistics
 
     import anyio
 
@@ -216,9 +217,26 @@ def _admission_cost(redis: str, count: int) -> dict[str, float]:
 
 
 def _median(values: Sequence[float]) -> dict[str, float]:
-    import statistics
 
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def _sporadic_rounds(
+    redis: str, rounds: int, seconds: float
+) -> dict[tuple[float, bool], list[float]]:
+    """Answers per second of K = 2 processes against 429s that come whatever the rate (and
+    against none), own gates and the shared one side by side: (p, shared) -> per round."""
+    answers: dict[tuple[float, bool], list[float]] = {}
+    for _ in range(rounds):
+        for p in (0.0, *SPORADIC):
+            options = ["--limiter", "sporadic", "--sporadic", str(p), "--sporadic-wait", "0.001"]
+            with server_process(
+                ["-m", "ventryx.testing", "--port", "0", "--no-record", *options]
+            ) as url:
+                for shared in (False, True):
+                    res = _round(url, redis if shared else None, [0.0, 0.0], seconds)
+                    answers.setdefault((p, shared), []).append(res["answers_per_s"])
+    return answers
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -241,6 +259,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     res = _round(url, redis if shared else None, offsets, seconds)
                     results.setdefault((name, shared), []).append(res)
                     time.sleep(0.5)
+        answers = _sporadic_rounds(redis, rounds, seconds)
     rows: list[dict[str, Any]] = []
     window = f"R = {RATE:.0f}/s, c={CONCURRENCY} each, {rounds} x {seconds:.0f} s"
     for name, _ in cases:
@@ -276,6 +295,27 @@ def run(quick: bool = False) -> dict[str, Any]:
                     "note": f"{sum(r['errors'] for r in shared)} Redis errors",
                 }
             )
+    for p in SPORADIC:
+        vs_none = {
+            side: statistics.median(answers[(p, shared)])
+            / statistics.median(answers[(0.0, shared)])
+            for side, shared in (("own-gates", False), ("shared-gate", True))
+        }
+        rows.append(
+            {
+                "name": (
+                    f"shared gate, K = 2 processes, {p:.0%} of requests refused at random "
+                    f"(no rate limit), c={CONCURRENCY} each, {rounds} x {seconds:.0f} s: "
+                    "answers/s vs none"
+                ),
+                "measured": {f"x {side}": {"median": v} for side, v in vs_none.items()},
+                "ratio": {"median": vs_none["shared-gate"]},
+                "ratio_label": "x the answers/s without them (shared)",
+                "ratio_unit": "",
+                "target": 0.9,
+                "at_least": True,
+            }
+        )
     rows.append(
         {
             "name": "admission alone (one worker, no HTTP), interleaved with the local gate",

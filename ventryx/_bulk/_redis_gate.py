@@ -28,10 +28,16 @@ The controller in the script is the shared gate's own, not a copy of the local `
   in GCRA), handed out in the order clients ask: every process that keeps asking gets its
   share, whatever its clock. A slot is at the rate of its own time, so a ramp goes on ramping.
 - **Slow start of a new key**: ``START_RATE`` admissions/s until the first answer comes
-  back, doubling every ``DOUBLING`` seconds from then; and at most ``START_WINDOW`` plus
-  twice the answers back in flight across the fleet (a worker refused a slot asks again
-  after ``_POLL``). K processes starting together, or a first round trip of seconds (cold
-  processes on a loaded machine), then never send K times their concurrency at once.
+  back, doubling every ``DOUBLING`` seconds from then; and, until the first episode, at most
+  ``START_WINDOW`` plus twice the answers back in flight across the fleet (a worker refused a
+  slot asks again after ``_POLL``; a slot voided by an episode, or one that went unused,
+  counts as come back). K processes starting together, or a first round trip of seconds (cold
+  processes on a loaded machine), then never send K times their concurrency at once. Before
+  ``MIN_SAMPLES`` answers, a 429 ends slow start only once ``START_REFUSED`` came and they are
+  more than ``START_SHARE`` of the answers (a limit far below the start rate refuses most
+  requests after its first 429; a 429 that comes whatever the rate, only some); an earlier
+  one pauses everyone for its Retry-After, as a single call's does, and the ramp resumes
+  where it was when the pause ends.
 - **Episodes.** An episode starts at a 429 of a request admitted since the last one (as the
   local gate's). The limit lies below the rate paced at that moment: the new *target* is
   ``BETA`` of it, or, when the refusal came within half a probe period of the last episode
@@ -61,15 +67,22 @@ The controller in the script is the shared gate's own, not a copy of the local `
   burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
   call's does, but starts no episode (on a loaded machine such refusals would otherwise
   ratchet the fleet's rate down far below the limit).
-- **Sporadic 429s.** A 429 of a request admitted in the first half of a climb back to a
-  target measured on many answers (where a limit refuses almost nothing) is evidence of
-  429s that come whatever the rate. Once ``BACKGROUND_EVIDENCE`` are seen, at most
-  ``BACKGROUND_MAX`` of such admissions, their share is the background: a 429 within it
-  (counted over about the last ``RECENT_ANSWERS`` answers, with a wide margin) waits its own
-  Retry-After and starts no episode; an excess is a limit after all and resets the evidence
-  (more is needed after each false alarm). In ``tests/_redis_sim.py``, 2 clients against 2%
-  random refusals deliver 4x what they did without the test; at 10-20% the fleet still cuts
-  far down (the local gate does better there).
+- **Sporadic 429s.** The reply marks *low* slots: those in the first half of a climb back
+  to a target measured on many answers, where a rate limit refuses almost nothing. A worker's
+  429 says whether its slot was low. A low 429 that begins an episode after a quiet cycle
+  (``QUIET_ANSWERS`` answers since the last episode, no 429 in a row: a limit still spent, as
+  a window that holds the overshoot, refuses in a row with few answers between) is evidence
+  of 429s that come whatever the rate. The background is the share of 429s among the low
+  slots that went out (every low 429 counted, and only slots that were used). Once
+  ``BACKGROUND_EVIDENCE`` are seen and that share is at most ``BACKGROUND_MAX``, the cuts that
+  got there are undone: the fleet goes unpaced (as at the end of slow start), and a 429 within
+  the background (over about the last ``RECENT_ANSWERS`` answers, with a wide margin) waits
+  its own Retry-After and starts no episode. An excess is a limit after all: pacing resumes
+  below the target the cuts had reached and the evidence starts again (more of it after each
+  false alarm). In ``tests/_redis_sim.py`` 2 clients of 16 against 5% and 20% random
+  refusals get 0.91-0.94x and 0.53-0.95x the answers per second of a run without them over
+  15 s, by the draw of the refusals (0.61x and 0.05x before the low slots were marked and the
+  cuts undone); over HTTP, 0.95x and 0.89x (``benchmarks/bench_redis_gate.py``).
 - **What stays local.** The local gate's in-flight cap for concurrency
   limits is not shared either: the fleet's pacing below the measured throughput keeps the
   count in service below such a limit (Little's law), and the start window bounds it while
@@ -120,6 +133,10 @@ QUICK_PERIOD = 0.5  # ... but after slow start's target (few answers): double pe
 MAX_PROBE_X = 40.0  # periods of probing after which the rate stops growing (no overflow)
 BACKGROUND_EVIDENCE = 4  # 429s early in climbs before any is called background (sporadic)
 BACKGROUND_MAX = 0.2  # a larger share there is taken for a limit
+START_REFUSED = 2  # a new key's 429s before too few answers to measure end slow start ...
+START_SHARE = 0.4  # ... and only when they are more than this share of the answers
+QUIET_ANSWERS = 3  # answers since the last episode before a low 429 is evidence
+EVIDENCE_FALL = 0.8  # ... and the target must have fallen this far since the first
 BACKGROUND_MEMORY = 2000  # admissions behind the background share (halved past it)
 RECENT_ANSWERS = 100  # answers behind the test of a 429 against the background share
 MIN_SAMPLES = 12  # fleet admissions a short cycle needs to measure the limit ...
@@ -138,20 +155,25 @@ LEASE_MAX = 8  # ... at most this many more than it was asked for
 
 # ARGV[1]: big-endian doubles: now (-1: Redis's TIME; else a simulation's virtual clock),
 # passed, returned (429s and lost requests, for the count in flight), ttl_ms, max_pause,
-# take, held, held_epoch, lease, then per 429 (epoch, retry_after, reset, age): retry_after
-# and reset -1 when absent (or not to be trusted), age the seconds since its request was
-# admitted. take: slots to hand out (0: only report); held (-1: none): a slot, in Redis's
-# time, taken at held_epoch, to confirm: it stands unless an episode began since or a pause
-# now covers it, else one slot is taken anew; lease: at most this many slots more, as long as
-# they fall within LEASE_HORIZON of now (a client at a high rate takes several per call).
-# Returns doubles too: epoch, rate (-1: unpaced), streak, pause_left, now, then each slot in
-# Redis's time (what the tests check pacing on); a slot of -1 is none (the start window is
-# full): ask again after _POLL. The state is one string of doubles (``_FIELDS``), written
-# with its expiry by one SET. (Packed numbers, not text: converting numbers to and from
-# strings, and a hash's one command per field set, were most of the script's cost.)
+# take, held, held_epoch, lease, unused_low (low slots handed out that went unused), then
+# per 429 (epoch, retry_after, reset, age, low): retry_after and reset -1 when absent (or
+# not to be trusted), age the seconds since its request was admitted, low 1 if its slot was
+# a low one (within the reply's bounds). take: slots to hand out (0: only report); held (-1:
+# none): a slot, in Redis's time, taken at held_epoch, to confirm: it stands unless an
+# episode began since or a pause now covers it, else one slot is taken anew; lease: at most
+# this many slots more, as long as they fall within LEASE_HORIZON of now (a client at a high
+# rate takes several per call).
+# Returns doubles too: epoch, rate (-1: unpaced), streak, pause_left, now, background, the
+# bounds of the low slots (early in a climb back to a well-measured target; low > high:
+# none), then each slot in Redis's time (what the tests check pacing on); a slot of -1 is
+# none (the start window is full): ask again after _POLL. The state is one string of
+# doubles (``_FIELDS``), written with its expiry by one SET. (Packed numbers, not text:
+# converting numbers to and from strings, and a hash's one command per field set, were most
+# of the script's cost.)
 _FIELDS = (
     *("ep", "ra", "ns", "base", "cap", "pf", "pp", "str", "ok", "cok0", "cat", "fa"),
-    *("adm", "back", "ss", "pv", "d4", "dn", "r4", "rok", "rt", "bv", "cf", "sk"),
+    *("adm", "back", "ss", "pv", "d4", "dn", "r4", "rok", "rt", "bv", "cf", "sk", "ea"),
+    "eh",
 )
 _NIL = -1e300  # a field of the state not set yet
 _STATE = ">" + "d" * len(_FIELDS)  # the state's struct format, in Lua as in Python
@@ -167,8 +189,8 @@ if now < 0 then
   now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 end
 local ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv, d4, dn, r4,
-  rok, rt, bv, cf, sk = 0, 0, 0, NIL, 0, 0, 1, 0, 0, 0, NIL, NIL, 0, 0, NIL, 0, 0, 0, 0, 0, 0, 0,
-  0, 0
+  rok, rt, bv, cf, sk, ea, eh = 0, 0, 0, NIL, 0, 0, 1, 0, 0, 0, NIL, NIL, 0, 0, NIL, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0
 local stored = redis.pcall('GET', k)
 if type(stored) == 'table' or (stored and #stored ~= {8 * len(_FIELDS)}) then
   -- not ours (another type, or another version's layout of the state): start afresh
@@ -177,7 +199,7 @@ if type(stored) == 'table' or (stored and #stored ~= {8 * len(_FIELDS)}) then
 end
 if stored then
   ep, ra, ns, base, cap, pf, pp, str, ok, cok0, cat, fa, adm, back, ss, pv, d4, dn, r4, rok,
-    rt, bv, cf, sk = struct.unpack('{_STATE}', stored)
+    rt, bv, cf, sk, ea, eh = struct.unpack('{_STATE}', stored)
 end
 if base == NIL then base = nil end
 if cat == NIL then cat = nil end
@@ -185,16 +207,20 @@ if fa == NIL then fa = nil end
 if ss == NIL then ss = nil end
 
 -- The share of 429s that come whatever the rate (0 until BACKGROUND_EVIDENCE are seen), on
--- requests admitted in the first half of a climb back to the target, where a rate limit
--- refuses (almost) nothing.
+-- requests admitted in the first half of a climb back to a well-measured target (low
+-- slots), where a rate limit refuses (almost) nothing. The evidence (r4) is the low 429s that
+-- each began an episode after a quiet climb (no streak of 429s: a limit still spent refuses
+-- in a row); the share is of every low 429 (ea) among the low slots (rok).
 local function background()
   if r4 < {BACKGROUND_EVIDENCE} * 2 ^ bv then return 0 end  -- (more after each false alarm)
-  local share = r4 / math.max(rok, r4)
+  -- and the target fell well below where the evidence began (below a limit it refuses none)
+  if cap > {EVIDENCE_FALL} * eh then return 0 end
+  local share = ea / math.max(rok, ea)
   if share > {BACKGROUND_MAX} then return 0 end  -- that many: a limit measured high
   return share
 end
-local function low(at)  -- admitted in the first half of a climb back to the target
-  return base ~= nil and at >= pf and at <= pf + pp / 2
+local function low(at)  -- in the first half of a climb back to a well-measured target
+  return base ~= nil and pv == 0 and at >= pf and at <= pf + pp / 2
 end
 
 local function rate_at(at)
@@ -233,12 +259,21 @@ if cat == nil and back > 0 then cat = now end
 if fa == nil and back > 0 then fa = now end
 
 local max_pause = argv[5]
-local n = 10
-while n + 3 <= count do
+rok = math.max(rok - argv[10], 0)  -- low slots that went unused (never a 429 nor an answer)
+local n = 11
+while n + 4 <= count do
   local e = argv[n]
   local trusted = argv[n + 1]
   local reset = argv[n + 2]
   local age = argv[n + 3]
+  local early = argv[n + 4] > 0  -- its slot was low (the reply said so)
+  local bg0 = background()
+  if early then ea = ea + 1 end  -- (every such 429, as every such slot counts in rok)
+  local evidence = early and e == ep and str == 0 and ok - cok0 >= {QUIET_ANSWERS}
+  if evidence then
+    r4 = r4 + 1
+    eh = math.max(eh, cap)
+  end
   if cat == nil then cat = now end
   if e ~= ep then
     -- part of the last episode (e < 0: a single call's), pausing everyone already unless
@@ -261,27 +296,26 @@ while n + 3 <= count do
     pf = ra
   else
     recent(1, 1)
-    -- Evidence of sporadic 429s: one early in the climb after an episode that came from
-    -- probing above a target measured on many answers (a limit measured so refuses nothing
-    -- there; a limit measured high refuses there, but then its next climb is lower still).
-    local ramp = low(now - age) and pv == 0 and rt == 0
+    -- Where sporadic 429s are known, one within their share of the recent answers is one
+    -- of them; an excess is a limit (which refuses more and more, the further above it).
     local episode = true
+    local resumed = false  -- (an excess while the cuts were undone)
     local bg = background()
-    if ramp then
-      r4 = r4 + 1
-      if bg == 0 and background() > 0 then
-        -- The cuts that got here were for 429s that come whatever the rate: probe fast from
-        -- here (a real limit above shows as an excess, and measures again).
-        pf = now
-        pp = {QUICK_PERIOD}
-        pv = 1
-        episode = false
-        bg = background()
-        d4 = 0
-        dn = 0
+    if base == nil and ep == 0 and ok < {MIN_SAMPLES} and (d4 < {START_REFUSED} or
+        d4 <= {START_SHARE} * dn) then
+      -- A new key's first 429s, too few answers to measure: a limit far below the start
+      -- rate refuses most requests after its first 429, a 429 that comes whatever the rate
+      -- only some; slow start goes on until a few 429s make a large share of the answers.
+      -- Meanwhile such a 429 pauses everyone for its Retry-After, as a single call's does,
+      -- and the ramp resumes where it was when the pause ends.
+      episode = false
+      if trusted >= 0 and now + trusted > ra then
+        local till = math.min(now + trusted, now + max_pause)
+        if fa ~= nil then fa = fa + till - math.max(ra, now) end
+        ra = till
+        ns = math.max(ns, ra)
       end
-    end
-    if episode and bg > 0 then
+    elseif bg > 0 then
       local expect = bg * dn
       -- within the background share of the recent answers: that event waits its
       -- Retry-After, nobody else
@@ -289,13 +323,20 @@ while n + 3 <= count do
         episode = false
       else  -- an excess: a limit after all, and what looked like background was its
         r4 = 0
+        ea = 0
+        eh = 0
         rok = 0
         bv = math.min(bv + 1, 10)
+        if base == nil then  -- unpaced since the cuts were undone: back to their target
+          base = cap
+          pf = now
+          resumed = true
+        end
       end
     end
     if episode then
       rt = 0
-      if ramp then rt = 1 end
+      if evidence then rt = 1 end
       -- Refused at the rate paced now (before): the limit is below it. The new target is
       -- BETA of that; a refusal soon after the last episode (half a probe period) means the
       -- fleet was above the limit all along, and what every client got through over that (once
@@ -304,19 +345,21 @@ while n + 3 <= count do
       local span = math.max(now - cat, age, 0.001)
       local admitted = ok - cok0
       local before = rate_at(now)
+      if base == nil then  -- (the ramp's rate, or what it handed out if the window held it)
+        before = math.min(before, adm / math.max(now - (ss or now), age, 0.001))
+      end
       local got = admitted / span
       local target
       local gentle = base ~= nil and pv == 0  -- (probing gently above a well-measured target)
       local previous = cap
       pv = 1
-      if admitted == 0 then
+      if admitted == 0 and not resumed then
         target = before / 2
-      elseif base == nil then  -- (the ramp's rate, or what it handed out if the window held it)
-        local sent = adm / math.max(now - (ss or now), age, 0.001)
+      elseif base == nil then
         if admitted < {MIN_SAMPLES} then  -- too few to measure (a burst's worth): halve
-          target = math.min(before, sent) / 2
+          target = before / 2
         else
-          target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(math.min(before, sent), got))
+          target = math.sqrt(math.max(got, {MIN_RATE}) * math.max(before, got))
         end
       else
         target = {BETA} * before
@@ -354,7 +397,19 @@ while n + 3 <= count do
       cok0 = ok
     end
   end
-  n = n + 4
+  if bg0 == 0 and background() > 0 then
+    -- The cuts that got here were for 429s that come whatever the rate: undo them, unpaced
+    -- as at the end of slow start (a real limit above shows as an excess, and measures again)
+    base = nil
+    cat = now
+    cok0 = ok
+    ss = now  -- (what it sends from now on is measured afresh)
+    adm = 0
+    d4 = 0
+    dn = 0
+    str = 0
+  end
+  n = n + 5
 end
 
 local take = argv[6]
@@ -363,10 +418,16 @@ local lease = argv[9]
 local rate = rate_at(now)
 local slots = {{}}
 if held >= 0 then
-  if held >= ra and argv[8] == ep then slots[1] = held; take = 0 else take = 1 end
+  if held >= ra and argv[8] == ep then
+    slots[1] = held
+    take = 0
+  else  -- a new slot in its place: the held one never goes out
+    take = 1
+    back = back + 1
+  end
 end
 local room = take
-if base == nil then  -- slow start: in flight at most the start window plus what came back
+if base == nil and ep == 0 then  -- a new key: in flight at most the window plus answers back
   room = math.max(math.min(take, {START_WINDOW} + 2 * back - adm), 0)
 end
 for _ = 1, room do  -- each slot at the rate of its own time (a ramp goes on ramping)
@@ -378,7 +439,7 @@ end
 adm = adm + room
 -- a lease: more slots, only as long as they fall within LEASE_HORIZON of now (and the window)
 local spare = lease
-if base == nil then spare = math.min(lease, {START_WINDOW} + 2 * back - adm) end
+if base == nil and ep == 0 then spare = math.min(lease, {START_WINDOW} + 2 * back - adm) end
 local extra = 0
 while extra < spare and room == take and math.max(now, ra, ns) <= now + {LEASE_HORIZON} do
   local start = math.max(now, ra, ns)
@@ -387,8 +448,9 @@ while extra < spare and room == take and math.max(now, ra, ns) <= now + {LEASE_H
   extra = extra + 1
   if low(start) then rok = rok + 1 end
 end
-if r4 + rok > {BACKGROUND_MEMORY} then  -- forget slowly
+if ea + rok > {BACKGROUND_MEMORY} then  -- forget slowly
   r4 = math.floor(r4 / 2)
+  ea = math.floor(ea / 2)
   rok = math.floor(rok / 2)
 end
 adm = adm + extra
@@ -396,11 +458,13 @@ if ss == nil and room > 0 then ss = now end
 
 local function opt(x) if x == nil then return NIL end return x end
 redis.call('SET', k, struct.pack('{_STATE}', ep, ra, ns, opt(base), cap, pf, pp, str,
-  ok, cok0, opt(cat), opt(fa), adm, back, opt(ss), pv, d4, dn, r4, rok, rt, bv, cf, sk), 'PX',
-  argv[4])
+  ok, cok0, opt(cat), opt(fa), adm, back, opt(ss), pv, d4, dn, r4, rok, rt, bv, cf, sk,
+  ea, eh), 'PX', argv[4])
 local shown = -1
 if base ~= nil then shown = rate end
-local reply = {{ep, shown, str, math.max(ra - now, 0), now, background()}}
+local lo, hi = 1, 0  -- the slots that are low (none unless a well-measured climb)
+if base ~= nil and pv == 0 then lo, hi = pf, pf + pp / 2 end
+local reply = {{ep, shown, str, math.max(ra - now, 0), now, background(), lo, hi}}
 for _, at in ipairs(slots) do reply[#reply + 1] = at end
 for _ = room + 1, take do reply[#reply + 1] = -1 end
 return struct.pack('>' .. string.rep('d', #reply), unpack(reply))
@@ -412,7 +476,10 @@ _RAW = {"NEVER_DECODE": True}  # the reply is packed numbers, even for a decodin
 class _Reply:
     """One script answer: the shared state, and each slot as (local deadline, Redis time)."""
 
-    __slots__ = ("background", "epoch", "pause", "pause_end", "rate", "slots", "streak")
+    __slots__ = (
+        *("background", "epoch", "high", "low", "pause", "pause_end", "rate", "slots"),
+        "streak",
+    )
 
     def __init__(self, raw: bytes, midpoint: float) -> None:
         values = struct.unpack(f">{len(raw) // 8}d", raw)
@@ -422,25 +489,28 @@ class _Reply:
         self.pause = values[3]
         now = values[4]
         self.background = values[5]
+        self.low, self.high = values[6], values[7]  # slots in between are low ones
         # The script ran about halfway through the round trip: waits count from there.
         self.slots = [
-            (midpoint + _POLL, t) if t < 0 else (midpoint + t - now, t) for t in values[6:]
+            (midpoint + _POLL, t) if t < 0 else (midpoint + t - now, t) for t in values[8:]
         ]
         self.pause_end = midpoint + self.pause
 
     def slot(self, i: int) -> _Slot:
         deadline, at = self.slots[i]
-        return (deadline, at, self.epoch, self.pause_end)
+        return (deadline, at, self.epoch, self.pause_end, self.low <= at <= self.high)
 
 
 _SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local gate's: others)
+_LOW = object()  # ... of a low one (early in a climb back to a well-measured target)
 _LATE = object()  # ... of one sent well after its slot: its 429 may be a burst's, not the limit's
-_OURS = (_SHARED, _LATE)
+_OURS = (_SHARED, _LOW, _LATE)
 _LATE_AFTER = 0.02  # late: more than this, and more than two intervals of the shared rate
 
 
-# A slot as a waiter sees it: (local deadline, Redis time, epoch, local time the pause ends).
-_Slot = tuple[float, float, int, float]
+# A slot as a waiter sees it: (local deadline, Redis time, epoch, local time the pause ends,
+# whether it is low: its 429 is evidence of sporadic ones).
+_Slot = tuple[float, float, int, float, bool]
 
 
 class _Ticket:
@@ -485,22 +555,23 @@ class _Lease:
         (A leased slot is fresh from the reply's arrival, ``now``, if its deadline is earlier:
         a slow round trip spent none of its horizon.)"""
         for i in range(taken, len(reply.slots)):
-            deadline, at, epoch, pause_end = reply.slot(i)
-            self.slots.append((max(deadline, now), at, epoch, pause_end))
+            deadline, at, epoch, pause_end, low = reply.slot(i)
+            self.slots.append((max(deadline, now), at, epoch, pause_end, low))
         return reply.slot(0)
 
-    def take(self, now: float, void: bool) -> int:
-        """Drop the slots gone stale (all of them if ``void``); how many were dropped."""
+    def take(self, now: float, void: bool) -> tuple[int, int]:
+        """Drop the slots gone stale (all of them if ``void``); how many were dropped, and
+        how many of those were low ones."""
         slots = self.slots
-        wasted = 0
+        wasted = low = 0
         while slots and (void or slots[0][0] < now - LEASE_HORIZON):
-            slots.popleft()
+            low += slots.popleft()[4]
             wasted += 1
         if wasted:
             self.want //= 2
         elif len(slots) == 1:
             self.drained = True  # the last one is used now
-        return wasted
+        return wasted, low
 
 
 def _positive(value: object, param: str) -> float:
@@ -585,10 +656,11 @@ class RedisRateGate:
         self._lock = threading.Lock()
         self._passed = 0
         self._returned = 0  # 429s and lost requests since the last call (the count in flight)
+        self._unused_low = 0  # low slots handed out that went unused, since the last call
         # The clocks: local monotonic time, and (a simulation's) virtual Redis time.
         self._clock: Callable[[], float] = time.monotonic
         self._virtual: Callable[[], float] | None = None
-        self._reports: list[tuple[int, float, float, float]] = []
+        self._reports: list[tuple[int, float, float, float, float]] = []
         self._down_until = -math.inf  # monotonic: local gate only until then
         self._down_at = -math.inf  # when it last failed while shared
         self._probing = False
@@ -630,7 +702,7 @@ class RedisRateGate:
                 if ticket is not None:
                     ticket.waited += waited
                 return ticket
-            deadline, slot, epoch, pause_end = got
+            deadline, slot, epoch, pause_end, low = got
             now = self._clock()
             if slot < 0:  # the start window is full: ask again shortly (pacing, not a pause)
                 await anyio.sleep(max(deadline - now, 0.0))
@@ -638,14 +710,19 @@ class RedisRateGate:
                 continue
             paused = max(min(deadline, pause_end) - now, 0.0)
             if waited + paused > budget:
-                return None  # the slot goes unused: one interval of the shared rate
+                self._unused(1, low)  # one interval of the shared rate
+                return None
             wait = deadline - now
             if wait > 0:
-                await anyio.sleep(wait)
+                try:
+                    await anyio.sleep(wait)
+                except BaseException:  # cancelled: the slot goes unused
+                    self._unused(1, low)
+                    raise
             late = max(late, self._clock() - deadline)
             waited += paused
             if wait < _CONFIRM_AFTER:
-                data = _SHARED if late <= self._late_after() else _LATE
+                data = _LATE if late > self._late_after() else _LOW if low else _SHARED
                 ticket = Ticket(epoch, self._clock(), 0, data)
                 ticket.waited = waited
                 return ticket
@@ -654,6 +731,7 @@ class RedisRateGate:
             got = None if reply is None else reply.slot(0)
             if got is not None and got[1] != slot:
                 late = 0.0  # a new slot: how late this one is used is what counts
+                self._unused(0, low)  # (the script counted the old one back)
 
     async def _take(self) -> _Slot | None:
         """One slot: a leased one, else from a call that the workers of this thread that ask
@@ -695,16 +773,23 @@ class RedisRateGate:
                 ticket.done.set()
         return mine
 
+    def _unused(self, count: int, low: int) -> None:
+        """``count`` slots handed out that no request will use count as ones that came back;
+        ``low`` of them were low ones (their share of 429s counts only the slots used)."""
+        with self._lock:
+            self._returned += count
+            self._unused_low += low
+
     def _leased(self, lease: _Lease) -> _Slot | None:
         """The next slot of this thread's lease, if one is still fresh and no 429 is pending
         (its report goes with the next call); the others go back, as requests that never
         came back would."""
         if not lease.slots:
             return None
-        wasted = lease.take(self._clock(), bool(self._reports))
+        # (a 429 voids it, unless sporadic ones are known: it can wait for the next call)
+        wasted, low = lease.take(self._clock(), bool(self._reports) and not self._background)
         if wasted:
-            with self._lock:
-                self._returned += wasted
+            self._unused(wasted, low)
         return lease.slots.popleft() if lease.slots else None
 
     def on_answer(self, ticket: Ticket, headers: RateHeaders | None = None) -> None:
@@ -745,8 +830,9 @@ class RedisRateGate:
         # A request sent late was part of a burst the schedule never made (this process was
         # starved of CPU, its workers woke together): its 429 pauses everyone for its
         # Retry-After, as a single call's does, but measures nothing.
-        epoch = ticket.epoch if ticket.data is _SHARED else -2
-        self._report(epoch, -1.0 if trusted is None else trusted, reset, age)
+        epoch = -2 if ticket.data is _LATE else ticket.epoch
+        low = 1.0 if ticket.data is _LOW else 0.0
+        self._report(epoch, -1.0 if trusted is None else trusted, reset, age, low)
         # Where sporadic 429s are known, this one is likely one: the event waits its own
         # Retry-After (the script decides whether the fleet's rate is cut, and pauses it).
         return own if self._background > 0 else 0.0
@@ -755,10 +841,10 @@ class RedisRateGate:
         rate = self._rate
         return math.inf if rate is None else max(_LATE_AFTER, 2.0 / rate)
 
-    def _report(self, epoch: int, trusted: float, reset: float, age: float) -> None:
+    def _report(self, epoch: int, trusted: float, reset: float, age: float, low: float) -> None:
         with self._lock:
             if len(self._reports) < _MAX_REPORTS:
-                self._reports.append((epoch, trusted, reset, age))
+                self._reports.append((epoch, trusted, reset, age, low))
 
     # -- what a single call that got a 429 calls (the request pipeline) ---------------------
 
@@ -768,7 +854,7 @@ class RedisRateGate:
         trusted = (
             retry_after if retry_after is not None and retry_after <= self._max_pause else None
         )
-        self._report(-1, -1.0 if trusted is None else trusted, -1.0, 0.0)
+        self._report(-1, -1.0 if trusted is None else trusted, -1.0, 0.0, 0.0)
         reply = self._call_blocking(0) if blocking else await self._call_async(0)
         return 0.0 if reply is None else reply.pause
 
@@ -796,10 +882,11 @@ class RedisRateGate:
                 self._probing = True  # one caller tries Redis again; the rest stay local
             passed, self._passed = self._passed, 0
             returned, self._returned = self._returned, 0
+            unused_low, self._unused_low = self._unused_low, 0
             reports, self._reports = self._reports, []
         now = -1.0 if self._virtual is None else self._virtual()
         values = [now, passed, returned, self._ttl_ms, self._max_pause, take, held, held_epoch]
-        values.append(lease)
+        values += (lease, unused_low)
         for report in reports:
             values += report
         return struct.pack(f">{len(values)}d", *values)
