@@ -635,6 +635,20 @@ def test_independent_gates_of_a_fleet_overshoot_where_the_shared_one_does_not(
     assert fleet.share_429 > 0.02 or fleet.fairness < 0.95
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="0.34 R: each 429 in a row waits its whole second, where a window of 0.1 s has "
+    "room again within a tenth (the local gate probes early there; the shared one does not)",
+)
+def test_a_fleet_on_a_short_window_that_answers_in_whole_seconds(
+    redis_server: RedisServer,
+) -> None:
+    limit = RateLimit(shape="fixed_window", rate=500.0, window=0.1, retry_after="seconds")
+    fleet = simulate_fleet(redis_server.url, limit, clients=2, seconds=8.0)
+    assert sum(fleet.delivered) >= 0.9 * expected(limit, 8.0), fleet.delivered
+
+
 @functools.cache
 def sporadic_fleet(url: str, probability: float, seed: int = 0) -> tuple[float, float, float]:
     """Two clients of 16 against 429s that come whatever the rate (drawn from ``seed``):
