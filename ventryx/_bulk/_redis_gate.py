@@ -259,6 +259,16 @@ if cat == nil and back > 0 then cat = now end
 if fa == nil and back > 0 then fa = now end
 
 local max_pause = argv[5]
+-- Everyone pauses for a trusted Retry-After (-1: none) if it ends later than the pause now
+-- (at most max_pause from now); the seconds that added.
+local function hold(trusted)
+  if trusted < 0 or now + trusted <= ra then return 0 end
+  local till = math.min(now + trusted, now + max_pause)
+  local added = till - math.max(ra, now)
+  ra = till
+  ns = math.max(ns, ra)
+  return added
+end
 rok = math.max(rok - argv[10], 0)  -- low slots that went unused (never a 429 nor an answer)
 local n = 11
 while n + 4 <= count do
@@ -278,10 +288,7 @@ while n + 4 <= count do
   if e ~= ep then
     -- part of the last episode (e < 0: a single call's), pausing everyone already unless
     -- the server asks for more
-    if trusted >= 0 and (str > 0 or e < 0) and now + trusted > ra then
-      ra = math.min(now + trusted, now + max_pause)
-      ns = math.max(ns, ra)
-    end
+    if str > 0 or e < 0 then hold(trusted) end
   elseif str > 0 then
     -- no answer since the last episode: the limit is still spent; keep the rate, back off
     if rt > 0 and r4 > 0 then r4 = r4 - 1 end  -- (and its first 429 was no background)
@@ -309,12 +316,8 @@ while n + 4 <= count do
       -- Meanwhile such a 429 pauses everyone for its Retry-After, as a single call's does,
       -- and the ramp resumes where it was when the pause ends.
       episode = false
-      if trusted >= 0 and now + trusted > ra then
-        local till = math.min(now + trusted, now + max_pause)
-        if fa ~= nil then fa = fa + till - math.max(ra, now) end
-        ra = till
-        ns = math.max(ns, ra)
-      end
+      local added = hold(trusted)
+      if fa ~= nil then fa = fa + added end
     elseif bg > 0 then
       local expect = bg * dn
       -- within the background share of the recent answers: that event waits its
