@@ -61,7 +61,11 @@ The controller in the script is the shared gate's own, not a copy of the local `
   the cycle's average and the pace of its last admissions instead, and has a slow-start
   mode of its own; both pause one interval at the new rate at an episode's first 429 and
   back off from ``MIN_PAUSE`` to ``MAX_PAUSE`` (or the server's full Retry-After) over 429s
-  in a row with no answer between.
+  in a row with no answer between. A 429 of a request still out when the episode began
+  pauses everyone for its Retry-After where it asks for more, but not for a wait stated to
+  the second (whole seconds, an HTTP date): that says the room comes within its last second,
+  not when, and the one request let through after the episode's pause finds out (held for
+  it, a window of 0.1 s answering "1" passed 0.12-0.22 of what it admits).
 - **Late requests.** A worker that woke more than two intervals (and ``_LATE_AFTER``)
   after its slot was starved of CPU with others of its process, which then send together: a
   burst the schedule never made. Its 429 pauses everyone for its Retry-After, as a single
@@ -156,13 +160,14 @@ LEASE_MAX = 8  # ... at most this many more than it was asked for
 # ARGV[1]: big-endian doubles: now (-1: Redis's TIME; else a simulation's virtual clock),
 # passed, returned (429s and lost requests, for the count in flight), ttl_ms, max_pause,
 # take, held, held_epoch, lease, unused_low (low slots handed out that went unused), then
-# per 429 (epoch, retry_after, reset, age, low): retry_after and reset -1 when absent (or
-# not to be trusted), age the seconds since its request was admitted, low 1 if its slot was
-# a low one (within the reply's bounds). take: slots to hand out (0: only report); held (-1:
-# none): a slot, in Redis's time, taken at held_epoch, to confirm: it stands unless an
-# episode began since or a pause now covers it, else one slot is taken anew; lease: at most
-# this many slots more, as long as they fall within LEASE_HORIZON of now (a client at a high
-# rate takes several per call).
+# per 429 (epoch, retry_after, reset, age, low, coarse): retry_after and reset -1 when absent
+# (or not to be trusted), age the seconds since its request was admitted, low 1 if its slot
+# was a low one (within the reply's bounds), coarse 1 if its wait was stated to the second
+# only (an HTTP date; whole seconds the script sees for itself). take: slots to hand out
+# (0: only report); held (-1: none): a slot, in Redis's time, taken at held_epoch, to
+# confirm: it stands unless an episode began since or a pause now covers it, else one slot is
+# taken anew; lease: at most this many slots more, as long as they fall within LEASE_HORIZON
+# of now (a client at a high rate takes several per call).
 # Returns doubles too: epoch, rate (-1: unpaced), streak, pause_left, now, background, the
 # bounds of the low slots (early in a climb back to a well-measured target; low > high:
 # none), then each slot in Redis's time (what the tests check pacing on); a slot of -1 is
@@ -271,12 +276,13 @@ local function hold(trusted)
 end
 rok = math.max(rok - argv[10], 0)  -- low slots that went unused (never a 429 nor an answer)
 local n = 11
-while n + 4 <= count do
+while n + 5 <= count do
   local e = argv[n]
   local trusted = argv[n + 1]
   local reset = argv[n + 2]
   local age = argv[n + 3]
   local early = argv[n + 4] > 0  -- its slot was low (the reply said so)
+  local coarse = argv[n + 5] > 0  -- its wait was stated to the second (an HTTP date)
   local bg0 = background()
   if early then ea = ea + 1 end  -- (every such 429, as every such slot counts in rok)
   local evidence = early and e == ep and str == 0 and ok - cok0 >= {QUIET_ANSWERS}
@@ -285,10 +291,12 @@ while n + 4 <= count do
     eh = math.max(eh, cap)
   end
   if cat == nil then cat = now end
+  -- a wait stated to the second: the room comes within its last second, not when
+  local whole = coarse or (trusted >= 1 and trusted == math.floor(trusted))
   if e ~= ep then
     -- part of the last episode (e < 0: a single call's), pausing everyone already unless
-    -- the server asks for more
-    if str > 0 or e < 0 then hold(trusted) end
+    -- the server asks for more (not to the second: the episode's probes find the room)
+    if e < 0 or (str > 0 and not whole) then hold(trusted) end
   elseif str > 0 then
     -- no answer since the last episode: the limit is still spent; keep the rate, back off
     if rt > 0 and r4 > 0 then r4 = r4 - 1 end  -- (and its first 429 was no background)
@@ -412,7 +420,7 @@ while n + 4 <= count do
     dn = 0
     str = 0
   end
-  n = n + 5
+  n = n + 6
 end
 
 local take = argv[6]
@@ -508,6 +516,7 @@ _SHARED = object()  # ``Ticket.data`` of a slot of the shared gate (the local ga
 _LOW = object()  # ... of a low one (early in a climb back to a well-measured target)
 _LATE = object()  # ... of one sent well after its slot: its 429 may be a burst's, not the limit's
 _OURS = (_SHARED, _LOW, _LATE)
+_Report = tuple[int, float, float, float, float, float]  # one 429, as the script reads it
 _LATE_AFTER = 0.02  # late: more than this, and more than two intervals of the shared rate
 
 
@@ -663,7 +672,7 @@ class RedisRateGate:
         # The clocks: local monotonic time, and (a simulation's) virtual Redis time.
         self._clock: Callable[[], float] = time.monotonic
         self._virtual: Callable[[], float] | None = None
-        self._reports: list[tuple[int, float, float, float, float]] = []
+        self._reports: list[_Report] = []
         self._down_until = -math.inf  # monotonic: local gate only until then
         self._down_at = -math.inf  # when it last failed while shared
         self._probing = False
@@ -835,7 +844,8 @@ class RedisRateGate:
         # Retry-After, as a single call's does, but measures nothing.
         epoch = -2 if ticket.data is _LATE else ticket.epoch
         low = 1.0 if ticket.data is _LOW else 0.0
-        self._report(epoch, -1.0 if trusted is None else trusted, reset, age, low)
+        coarse = 1.0 if refusal.coarse else 0.0
+        self._report((epoch, -1.0 if trusted is None else trusted, reset, age, low, coarse))
         # Where sporadic 429s are known, this one is likely one: the event waits its own
         # Retry-After (the script decides whether the fleet's rate is cut, and pauses it).
         return own if self._background > 0 else 0.0
@@ -844,10 +854,11 @@ class RedisRateGate:
         rate = self._rate
         return math.inf if rate is None else max(_LATE_AFTER, 2.0 / rate)
 
-    def _report(self, epoch: int, trusted: float, reset: float, age: float, low: float) -> None:
+    def _report(self, report: _Report) -> None:
+        """Queue one 429's (epoch, trusted, reset, age, low, coarse) for the next call."""
         with self._lock:
             if len(self._reports) < _MAX_REPORTS:
-                self._reports.append((epoch, trusted, reset, age, low))
+                self._reports.append(report)
 
     # -- what a single call that got a 429 calls (the request pipeline) ---------------------
 
@@ -857,7 +868,7 @@ class RedisRateGate:
         trusted = (
             retry_after if retry_after is not None and retry_after <= self._max_pause else None
         )
-        self._report(-1, -1.0 if trusted is None else trusted, -1.0, 0.0, 0.0)
+        self._report((-1, -1.0 if trusted is None else trusted, -1.0, 0.0, 0.0, 0.0))
         reply = self._call_blocking(0) if blocking else await self._call_async(0)
         return 0.0 if reply is None else reply.pause
 
