@@ -142,6 +142,20 @@ def test_parse_rate_headers() -> None:
     assert parse_rate_headers({"x-ratelimit-remaining": "nan", "x-ratelimit-reset": "-1"}) is None
 
 
+@pytest.mark.parametrize(
+    ("reset", "coarse"),
+    [("2000000001", True), ("2000000001.25", False), ("1", False), ("0.6", False)],
+    ids=["unix-whole", "unix-fraction", "delta-whole", "delta-fraction"],
+)
+def test_a_reset_as_a_unix_time_in_whole_seconds_is_marked_coarse(reset: str, coarse: bool) -> None:
+    # Stated to the second, it says the room comes within the second before it, yet
+    # subtracted from the clock it is no whole number. A delta in whole seconds shows as one.
+    h = parse_rate_headers({"x-ratelimit-reset": reset}, now=2000000000.4)
+    assert h is not None
+    assert h.coarse is coarse
+    assert "coarse=" in repr(h)
+
+
 async def test_a_long_idle_probe_does_not_overflow() -> None:
     gate, clock = make()
     ticket = gate.admit_now()
@@ -466,6 +480,22 @@ async def test_a_wait_stated_as_an_http_date_is_probed_early_too() -> None:
     gate.on_rate_limited(probe, Refusal(0.6, max_pause=60, coarse=True))
     assert gate.streak == 2
     assert gate.resume_at - clock.now == pytest.approx(MIN_PAUSE)
+
+
+@pytest.mark.parametrize("coarse", [True, False])
+async def test_a_unix_time_reset_in_whole_seconds_is_probed_early_too(coarse: bool) -> None:
+    # No Retry-After, only "X-RateLimit-Remaining: 0" and a Reset as a Unix time: a whole
+    # one says the room comes within the second before it, as an HTTP date does (waited out
+    # in full before, as if it were exact); a fractional one is exact.
+    gate, clock = paced_at_100_a_second()
+    probe = await gate.admit()
+    assert probe is not None
+    clock.now += 0.003
+    spent = RateHeaders(limit=100, remaining=0, reset=0.6, coarse=coarse)
+    gate.on_rate_limited(probe, Refusal(None, spent, max_pause=60))
+    assert gate.streak == 2
+    wait = gate.resume_at - clock.now
+    assert wait == pytest.approx(MIN_PAUSE if coarse else 0.6)
 
 
 async def test_a_later_refusal_in_a_row_waits_its_own_whole_second() -> None:

@@ -58,7 +58,8 @@ Designed from what a client can measure; nothing is assumed about the server's c
   client kept out by others on a shared limit at a fraction of a request a second). A wait
   in whole seconds is rounded up by as much as a second, so where that is a third of the
   span or more the measure is a lower bound: the first time, the probe period after it is at
-  most ``COARSE_PERIOD``. A whole-second wait (or an HTTP date, ``Refusal.coarse``) says the
+  most ``COARSE_PERIOD``. A whole-second wait (or an HTTP date, ``Refusal.coarse``, or
+  without a Retry-After a Unix-time Reset in whole seconds, ``RateHeaders.coarse``) says the
   room comes within its last second, not when (waited out in full, a window of 0.1 s passed
   0.14 of its capacity, one of 1 s 0.75): where the admissions since the limit last had room
   pay for it (one early probe per 100 admissions, ``EARLY_PROBES``, and the limit had room
@@ -158,19 +159,30 @@ class Ticket:
 
 
 class RateHeaders:
-    """``X-RateLimit-Limit/Remaining/Reset`` of one answer (``None`` where absent)."""
+    """``X-RateLimit-Limit/Remaining/Reset`` of one answer (``None`` where absent); ``coarse``,
+    whether the reset was stated to the second only (a Unix time in whole seconds: the room
+    comes within the second before it, and, subtracted from the clock, it is no whole number)."""
 
-    __slots__ = ("limit", "remaining", "reset")
+    __slots__ = ("coarse", "limit", "remaining", "reset")
 
     def __init__(
-        self, limit: float | None = None, remaining: float | None = None, reset: float | None = None
+        self,
+        limit: float | None = None,
+        remaining: float | None = None,
+        reset: float | None = None,
+        *,
+        coarse: bool = False,
     ) -> None:
         self.limit = limit
         self.remaining = remaining
         self.reset = reset
+        self.coarse = coarse
 
     def __repr__(self) -> str:
-        return f"RateHeaders(limit={self.limit}, remaining={self.remaining}, reset={self.reset})"
+        return (
+            f"RateHeaders(limit={self.limit}, remaining={self.remaining}, reset={self.reset}, "
+            f"coarse={self.coarse})"
+        )
 
 
 class Refusal:
@@ -211,16 +223,19 @@ def _number(text: str | None) -> float | None:
 def parse_rate_headers(headers: Mapping[str, str], now: float | None = None) -> RateHeaders | None:
     """The X-RateLimit headers of an answer, or ``None`` when it has none.
 
-    ``Reset`` is read as seconds from now, or as a Unix time when it is that large.
+    ``Reset`` is read as seconds from now, or as a Unix time when it is that large (then
+    ``coarse`` where it is a whole number of seconds).
     """
     limit = _number(headers.get("x-ratelimit-limit"))
     remaining = _number(headers.get("x-ratelimit-remaining"))
     reset = _number(headers.get("x-ratelimit-reset"))
     if limit is None and remaining is None and reset is None:
         return None
+    coarse = False
     if reset is not None and reset > _EPOCH_SECONDS:
+        coarse = reset == math.floor(reset)
         reset = max(reset - (time.time() if now is None else now), 0.0)
-    return RateHeaders(limit, remaining, reset)
+    return RateHeaders(limit, remaining, reset, coarse=coarse)
 
 
 class Gate(Protocol):
@@ -572,7 +587,8 @@ class RateGate:
         if self._streak and self._ramp_trigger and self._ramp_429:
             self._ramp_429 -= 1  # the limit is still spent: that refusal was no background
         self._ramp_trigger = ramp
-        coarse = refusal.coarse and trusted is not None
+        # (a wait stated to the second: an HTTP date, or without one a Unix-time Reset)
+        coarse = refusal.coarse if trusted is not None else bool(headers and headers.coarse)
         self._episode(
             now, ticket=ticket, trusted=trusted, headers=headers, answers=answers, coarse=coarse
         )
