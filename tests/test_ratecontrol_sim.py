@@ -216,6 +216,17 @@ def test_a_cold_first_round_trip_is_not_taken_for_the_limit(limit: RateLimit, co
     assert delivered >= 0.8 * effective_capacity(limit, 64, 0.003)
 
 
+def test_a_cold_start_refused_before_any_answer_measures_the_admissions_in_service() -> None:
+    """A limit of 32 requests in service (20 ms each), 64 sent at once: the 32 refused answer
+    at once, the 32 admitted a service time later. The refused half once stopped the measure,
+    so the gate climbed from one request per round trip: 0.48 of the capacity after learning
+    (0.90 now)."""
+    limit = RateLimit(shape="concurrency", max_in_service=32, latency=0.02)
+    result = run(limit, 64, 0.003)
+    assert result.steady_rate() >= 0.85 * effective_capacity(limit, 64, 0.003)
+    assert result.share_429 <= 0.01
+
+
 def test_a_short_run_on_a_bucket_of_one_is_not_measured_at_the_flood_floor() -> None:
     """300 events, c=64, 3 ms round trips, R=50 burst 1: the cold start's repeated refusals
     once measured one admission per 50 ms flood-floor pause (0.38 R over the run)."""

@@ -27,7 +27,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   of refusals in a row (a window spent until its end admits nobody, and counted, a second's
   wait in two measured 50 a second as 33). A cold start refused before anything was measured
   starts at one request per round trip, finishes the measure from the answers still in
-  flight and doubles every round trip until the next episode measures properly. One refused
+  flight (every admission among them once there are ``SLOW_START_SAMPLES``, however many
+  were refused: a limit on requests in service refuses at once and answers those it
+  admitted a service time later) and doubles every round trip until the next episode
+  measures properly. One refused
   after some admissions goes on measuring from the answers to requests sent after the
   refused one, while four in five of them or more are admitted (a sporadic 429 ten answers
   into a slow first round trip is no limit; those sent before it were admitted under a limit
@@ -316,6 +319,7 @@ class RateGate:
         self._min_trip = math.inf  # the shortest of them
         self._answers = 0
         self._unmeasured: tuple[float, int] | None = None  # (cycle start, admitted before)
+        self._unmeasured_epoch = -1  # the epoch of the tickets that finish that measure
         self._issued = 0  # tickets issued, in all: the last one's serial
         self._cold_mark = 0  # the serial of the refusal that ended the unpaced start
         self._past_ok = 0  # answers to cold tickets issued after it, admitted ...
@@ -542,7 +546,7 @@ class RateGate:
                 self._ramp_429 //= 2
             self._unmeasured = None
         elif self._measures_on(ticket, admitted=True):
-            self._remeasure(now, now - ticket.issued_at)
+            self._remeasure(now, now - ticket.issued_at, settled=self._past_admitted)
         self._cycle_top = max(self._cycle_top, ticket.in_flight)
         self._answers += 1
         weight = max(1.0 / self._answers, 0.05)
@@ -624,8 +628,18 @@ class RateGate:
         refusal answered were admitted: measured on while that many were, a cold start
         passed some 30 429s more.) Those sent before the refusal were admitted under a limit
         not yet spent and measure nothing (counted, a bucket's burst read as its rate).
+
+        Refused before any answer came, the gate measures from every admission still in
+        flight once ``SLOW_START_SAMPLES`` came, however many were refused: a limit on
+        requests in service refuses at once and answers the admitted ones a service time
+        later, so the refusals all come first (32 in service of 64 sent, 20 ms each: the
+        refused half stopped the measure, and the gate climbed from one request per round
+        trip, 0.48 of the capacity after learning). That measure spans the cold round trip
+        (connections opened and all), so it raises slow start's rate without ending it.
+        These answers may come after a second refusal in a row has begun another epoch:
+        they are the first episode's.
         """
-        if self._unmeasured is None or ticket.epoch != self.epoch - 1:
+        if self._unmeasured is None or ticket.epoch != self._unmeasured_epoch:
             return False
         if ticket.serial <= self._cold_mark:
             return False
@@ -633,6 +647,13 @@ class RateGate:
             self._past_ok += 1
         else:
             self._past_429 += 1
+        if self._cold_mark == 0 and admitted and self._past_ok >= SLOW_START_SAMPLES:
+            return True  # refused before any answer: those held in service measure it
+        return self._past_admitted
+
+    @property
+    def _past_admitted(self) -> bool:
+        """The server admits four in five or more of those still in flight: no limit."""
         return self._past_ok > 4 * self._past_429
 
     def _finish_window_measure(self, admitted_at: float) -> None:
@@ -665,17 +686,18 @@ class RateGate:
         high = (refused + 2.0 * math.sqrt(refused) + 1.0) / (refused + self._ramp_ok)
         return min(high, BACKGROUND_MAX)
 
-    def _remeasure(self, now: float, trip: float) -> None:
+    def _remeasure(self, now: float, trip: float, *, settled: bool) -> None:
         """The first episode came before the unpaced start was measured (all of a round
         trip's answers arrive at once, or the first 429 came early in it): the requests
-        still in flight then finish the measurement."""
+        still in flight then finish the measurement, which ends slow start once it rests
+        on enough answers where it is ``settled`` (most of them admitted)."""
         assert self._unmeasured is not None
         start, ok0 = self._unmeasured
         span = max(now - start, trip)
         if span <= 0:
             return
         capacity = (self._ok - ok0) / span
-        if self._ok - ok0 >= SLOW_START_SAMPLES:
+        if settled and self._ok - ok0 >= SLOW_START_SAMPLES:
             self._slow = False
         if capacity > self._capacity:
             self._capacity = capacity
@@ -836,6 +858,7 @@ class RateGate:
         # some admissions, only those sent after the refused one count (``_measures_on``).
         first = before is None
         self._unmeasured = (self._cycle_at, self._cycle_ok0) if first else None
+        self._unmeasured_epoch = self.epoch
         self._cold_mark = ticket.serial if first and admitted > 0 else 0
         self._past_ok = self._past_429 = 0
         self.epoch += 1
