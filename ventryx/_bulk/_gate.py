@@ -213,6 +213,12 @@ class Refusal:
 _EPOCH_SECONDS = 1e9  # a Reset above this is a Unix time, not a delta
 
 
+def whole_seconds(wait: float) -> bool:
+    """Whether a wait is a whole number of seconds (one or more): stated to the second, it
+    says the room comes within its last second, not when."""
+    return wait >= 1.0 and wait == math.floor(wait)
+
+
 def _number(text: str | None) -> float | None:
     if text is None:
         return None
@@ -767,8 +773,8 @@ class RateGate:
             # ask again early inside that second, at the flood floor's doubling pace; the
             # window is measured once a request gets through.
             least = max(now, self._room_by - 1.0)  # the room is later than this
-            whole_seconds = pause >= 1.0 and pause == math.floor(pause)
-            early = (coarse or whole_seconds) and self._early > 0 and least + floor < self._room_by
+            whole = whole_seconds(pause)
+            early = (coarse or whole) and self._early > 0 and least + floor < self._room_by
             admitted = self._ok - spell_ok
             if early:
                 self._early -= 1
@@ -795,7 +801,7 @@ class RateGate:
                 capacity = admitted / (room_at - spell_at)
                 if not ramp and 0 < capacity < self._capacity:
                     self._pace_for_window(capacity, now)
-                    if whole_seconds and room_at - spell_at < 3.0 and not self._coarse:
+                    if whole and room_at - spell_at < 3.0 and not self._coarse:
                         # A wait in whole seconds rounds up by as much as a second, a third
                         # or more of the span measured here: the measure is a lower bound,
                         # so the first such probes above it soon.

@@ -121,7 +121,7 @@ from typing import Any
 
 import anyio
 
-from ventryx._bulk._gate import RateGate, RateHeaders, Refusal, Ticket
+from ventryx._bulk._gate import RateGate, RateHeaders, Refusal, Ticket, whole_seconds
 from ventryx._errors import ConfigurationError, InvalidInputError
 from ventryx._logging import logger
 
@@ -163,7 +163,7 @@ LEASE_MAX = 8  # ... at most this many more than it was asked for
 # per 429 (epoch, retry_after, reset, age, low, coarse): retry_after and reset -1 when absent
 # (or not to be trusted), age the seconds since its request was admitted, low 1 if its slot
 # was a low one (within the reply's bounds), coarse 1 if its wait was stated to the second
-# only (an HTTP date; whole seconds the script sees for itself). take: slots to hand out
+# only (whole seconds, an HTTP date). take: slots to hand out
 # (0: only report); held (-1: none): a slot, in Redis's time, taken at held_epoch, to
 # confirm: it stands unless an episode began since or a pause now covers it, else one slot is
 # taken anew; lease: at most this many slots more, as long as they fall within LEASE_HORIZON
@@ -282,7 +282,8 @@ while n + 5 <= count do
   local reset = argv[n + 2]
   local age = argv[n + 3]
   local early = argv[n + 4] > 0  -- its slot was low (the reply said so)
-  local coarse = argv[n + 5] > 0  -- its wait was stated to the second (an HTTP date)
+  -- its wait was stated to the second: the room comes within its last second, not when
+  local whole = argv[n + 5] > 0
   local bg0 = background()
   if early then ea = ea + 1 end  -- (every such 429, as every such slot counts in rok)
   local evidence = early and e == ep and str == 0 and ok - cok0 >= {QUIET_ANSWERS}
@@ -291,8 +292,6 @@ while n + 5 <= count do
     eh = math.max(eh, cap)
   end
   if cat == nil then cat = now end
-  -- a wait stated to the second: the room comes within its last second, not when
-  local whole = coarse or (trusted >= 1 and trusted == math.floor(trusted))
   if e ~= ep then
     -- part of the last episode (e < 0: a single call's), pausing everyone already unless
     -- the server asks for more (not to the second: the episode's probes find the room)
@@ -844,8 +843,10 @@ class RedisRateGate:
         # Retry-After, as a single call's does, but measures nothing.
         epoch = -2 if ticket.data is _LATE else ticket.epoch
         low = 1.0 if ticket.data is _LOW else 0.0
-        coarse = 1.0 if refusal.coarse else 0.0
-        self._report((epoch, -1.0 if trusted is None else trusted, reset, age, low, coarse))
+        # (stated to the second: an HTTP date, or whole seconds)
+        coarse = trusted is not None and (refusal.coarse or whole_seconds(trusted))
+        report = (epoch, -1.0 if trusted is None else trusted, reset, age, low, float(coarse))
+        self._report(report)
         # Where sporadic 429s are known, this one is likely one: the event waits its own
         # Retry-After (the script decides whether the fleet's rate is cut, and pauses it).
         return own if self._background > 0 else 0.0
