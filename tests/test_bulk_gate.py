@@ -512,3 +512,74 @@ async def test_a_later_refusal_in_a_row_waits_its_own_whole_second() -> None:
     gate.on_rate_limited(ticket, Refusal(1.0, max_pause=60))
     await refused_twice(gate, clock, 1.0)
     assert gate.resume_at - clock.now == pytest.approx(1.0)
+
+
+async def kept_out(gate: RateGate, clock: FakeClock) -> float:
+    """A gate paced at 100/s, then refused twice in a row after two admissions, told to come
+    back in 1.5 s (others took the limit meanwhile): it measures a fraction of that. Returns
+    the rate it paces at then."""
+    probe = await gate.admit()  # the probe after the first episode's pause: refused too
+    assert probe is not None
+    gate.on_rate_limited(probe, Refusal(0.5, max_pause=60))
+    for _ in range(2):
+        ticket = await gate.admit()
+        assert ticket is not None
+        clock.now += 0.003
+        gate.on_answer(ticket)
+    ticket = await gate.admit()
+    assert ticket is not None
+    gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))
+    await refused_twice(gate, clock, 1.5)
+    rate = gate.rate
+    assert rate is not None
+    return rate
+
+
+def paced_from(gate: RateGate) -> tuple[float, float]:
+    return gate._probe_from, gate._probe_period  # pyright: ignore[reportPrivateUsage]
+
+
+async def test_a_probe_from_a_measure_far_too_short_climbs_on_short_periods() -> None:
+    # A client kept out of a shared limit by others measured it at a fraction of a request
+    # a second. Alone since (everything admitted), its probe periods were ten seconds long
+    # (50 admissions each at that measure): it took over a minute and a half to climb back.
+    # Three periods without a refusal say the measure was short: the probe goes on at one
+    # period a second from where it was.
+    gate, clock = paced_at_100_a_second()
+    low = await kept_out(gate, clock)
+    assert low < 3.0
+    start, period = paced_from(gate)
+    assert period == pytest.approx(10.0)
+    reached = math.inf
+    while clock.now - start < 120.0:
+        ticket = await gate.admit()
+        assert ticket is not None
+        clock.now += 0.003
+        gate.on_answer(ticket)
+        rate = gate.rate
+        assert rate is not None
+        if rate >= 50 * low:
+            reached = clock.now - start
+            break
+    assert reached < 45.0  # 3 periods of 10 s, then some 10 of a second
+    assert gate.rate is not None
+    assert paced_from(gate)[1] == pytest.approx(1.0)
+
+
+async def test_a_probe_refused_within_its_periods_keeps_its_long_period() -> None:
+    # The measure was right: the probe is refused within its first periods, and the next
+    # probe period is again one of 50 admissions at the new measure.
+    gate, clock = paced_at_100_a_second()
+    low = await kept_out(gate, clock)
+    start, period = paced_from(gate)
+    while clock.now - start < 2.5 * period:
+        ticket = await gate.admit()
+        assert ticket is not None
+        gate.on_answer(ticket)
+    ticket = await gate.admit()
+    assert ticket is not None
+    gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))
+    rate = gate.rate
+    assert rate is not None
+    assert rate < 2 * low
+    assert paced_from(gate)[1] > 5.0

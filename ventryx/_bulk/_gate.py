@@ -51,6 +51,11 @@ Designed from what a client can measure; nothing is assumed about the server's c
   probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
   ``MAX_PROBE_PERIOD``), then probes above it slowly at first and faster later (cubic):
   a limit measured right is found just above, one measured short within a few periods.
+  A probe that goes ``QUIET_PERIODS`` (30% above the measure) without a refusal rose from
+  a measure far too short; its long period (``PROBE_ANSWERS`` at that measure) no longer
+  pays for anything, so it goes on along its curve at one period a second (or ten round
+  trips): a client kept out of a shared limit by others, at 1.4 requests a second and
+  alone since, took 100 s to climb back on periods of 10 s, now some 35 s.
 - **Pauses.** An episode pauses everyone for one interval at the new rate, whatever the 429
   says (whole-second Retry-Afters and X-RateLimit-Resets round a bucket's milliseconds up to
   a second); the one request then let through tells: refused again (the limit stayed spent,
@@ -138,6 +143,7 @@ BACKGROUND_MAX = 0.35  # a larger share below capacity is taken for a limit
 BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 EARLY_PROBES = 0.01  # early probes inside a whole-second wait, per admission before it
 EARLY_SPAN = 10.0  # seconds: ... where the limit last had room less than this long before
+QUIET_PERIODS = 3.0  # probe periods without a refusal (past +30%): then a period of a second
 
 
 class Ticket:
@@ -410,6 +416,7 @@ class RateGate:
         """Whether a request may start at ``now``; if so its slot is taken."""
         if self.resume_at > now or not self._free():
             return False
+        self._wake(now)
         rate = self.rate
         if rate is not None:
             due = self._due(rate)
@@ -420,6 +427,23 @@ class RateGate:
             self._next_slot = max(due + 1.0 / rate, now + 0.5 / rate)
         self._last_slot = now
         return True
+
+    def _wake(self, now: float) -> None:
+        """Probe on a short period once the probe has gone ``QUIET_PERIODS`` without a
+        refusal: the measure it rose from was short, so the ``PROBE_ANSWERS`` that set a
+        long period (a 429 per so many answers) are no longer the cost of a probe. (A client
+        kept out of a shared limit by others measured it at a fraction of a request a second,
+        and then climbed for a minute and a half, alone, on periods of ten seconds.) The
+        probe goes on where it was on its curve, one period a second or ten round trips."""
+        if self._base is None or self._slow or self._streak:
+            return
+        period = self._probe_period
+        quick = min(max(1.0, 10 * self._latency), MAX_PROBE_PERIOD)
+        t = now - self._probe_from
+        if period <= quick or t < QUIET_PERIODS * period:
+            return
+        self._probe_period = quick
+        self._probe_at(now - quick * t / period)
 
     def _due(self, rate: float) -> float:
         """When the next slot is due at ``rate``. In slow start the rate doubles every round
