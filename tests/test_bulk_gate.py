@@ -199,6 +199,15 @@ async def test_a_repeated_refusal_measures_over_the_servers_wait_not_the_flood_f
     assert rate >= 25.0
 
 
+async def answered(gate: RateGate, clock: FakeClock, count: int, *, trip: float) -> None:
+    """``count`` requests, each admitted in its turn and answered ``trip`` seconds later."""
+    for _ in range(count):
+        ticket = await gate.admit()
+        assert ticket is not None
+        clock.now += trip
+        gate.on_answer(ticket)
+
+
 def paced_at_100_a_second(
     admissions: int = 100, retry_after: float = 0.01
 ) -> tuple[RateGate, FakeClock]:
@@ -223,11 +232,7 @@ async def test_a_refusal_saying_nothing_remains_is_never_taken_for_background() 
     gate, clock = paced_at_100_a_second()
     spent = RateHeaders(limit=1, remaining=0, reset=1)
     for _ in range(5):
-        for _ in range(20):
-            ticket = await gate.admit()
-            assert ticket is not None
-            clock.now += 0.001
-            gate.on_answer(ticket)
+        await answered(gate, clock, 20, trip=0.001)
         ticket = await gate.admit()
         assert ticket is not None
         gate.on_rate_limited(ticket, Refusal(0.01, spent, max_pause=60))
@@ -521,11 +526,7 @@ async def kept_out(gate: RateGate, clock: FakeClock) -> float:
     probe = await gate.admit()  # the probe after the first episode's pause: refused too
     assert probe is not None
     gate.on_rate_limited(probe, Refusal(0.5, max_pause=60))
-    for _ in range(2):
-        ticket = await gate.admit()
-        assert ticket is not None
-        clock.now += 0.003
-        gate.on_answer(ticket)
+    await answered(gate, clock, 2, trip=0.003)
     ticket = await gate.admit()
     assert ticket is not None
     gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))

@@ -438,7 +438,7 @@ class RateGate:
         if self._base is None or self._slow or self._streak:
             return
         period = self._probe_period
-        quick = min(max(1.0, 10 * self._latency), MAX_PROBE_PERIOD)
+        quick = self._period_for(math.inf)
         t = now - self._probe_from
         if period <= quick or t < QUIET_PERIODS * period:
             return
@@ -732,17 +732,21 @@ class RateGate:
         if capacity > self._capacity:
             self._capacity = capacity
             self._base = max(BETA * capacity, MIN_RATE)
-            answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
+            self._probe_period = self._period_for(capacity)
             self._probe_at(self._probe_from)
 
     def _set_rate(self, rate: float | None, capacity: float, now: float) -> None:
         self._base = rate
         self._capacity = capacity
         if rate is not None:
-            answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
-            self._probe_period = min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
+            self._probe_period = self._period_for(capacity)
         self._probe_at(max(now, self.resume_at))
+
+    def _period_for(self, capacity: float) -> float:
+        """A probe period at ``capacity``: ``PROBE_ANSWERS`` admissions, 1 s and 10 round
+        trips at least, ``MAX_PROBE_PERIOD`` at most (``inf``: the shortest)."""
+        answers = min(PROBE_ANSWERS / max(capacity, MIN_RATE), MAX_PROBE_PERIOD)
+        return min(max(1.0, answers, 10 * self._latency), MAX_PROBE_PERIOD)
 
     def _probe_at(self, when: float) -> None:
         self._probe_from = when
