@@ -45,8 +45,8 @@ Designed from what a client can measure; nothing is assumed about the server's c
   it was, as a measured episode would: halving there let the client that lost a shared
   limit's cold start halve its way down to ``MIN_RATE``. One whose cycle lasted no more than
   ``SHORT_CYCLE`` round trips still halves at most (``SHORT_CUT``): the gate is then falling
-  from a cold start's measure of one burst. An episode whose cycle was shorter than
-  ``SOON`` (and than its probe period) cuts to ``BETA ** (SOON / span)`` at most, down to
+  from a cold start's measure of one burst. One whose cycle was also shorter than ``SOON``
+  (and than its probe period) cuts to ``BETA ** (SOON / span)`` at most, down to
   ``BETA ** SOON_CUTS`` (0.885): a limit shared with other clients refuses each in
   proportion to what it sends, so the client sending most is refused soonest and gives way
   most. A flat 3% kept each client's share where the cold start left it, since the probe
@@ -150,7 +150,7 @@ BACKGROUND_MEMORY = 2000  # answers behind the background share (halved past it)
 EARLY_PROBES = 0.01  # early probes inside a whole-second wait, per admission before it
 EARLY_SPAN = 10.0  # seconds: ... where the limit last had room less than this long before
 QUIET_PERIODS = 3.0  # probe periods without a refusal (past +30%): then a period of a second
-SOON = 0.5  # seconds: a cycle shorter than this (and its probe period) cuts to BETA ** (SOON/span)
+SOON = 0.5  # seconds: a few-sample cycle shorter than this cuts to BETA ** (SOON / span)
 SOON_CUTS = 4.0  # ... at most to BETA ** this (0.885)
 
 
@@ -888,6 +888,14 @@ class RateGate:
                 # from a cold start's measure of one burst: halve at most.
                 short = span <= SHORT_CYCLE * max(self._latency, MIN_LATENCY)
                 rate = max(rate, before * (SHORT_CUT if short else MAX_CUT))
+                if span < min(SOON, self._probe_period):
+                    # Refused again soon, before the probe got back to its measure: the cut
+                    # grows with how soon. A limit shared with other clients refuses each in
+                    # proportion to what it sends, so the one sending most is refused soonest
+                    # and gives way most; a cut of 3% whenever refused kept each client's
+                    # share where the cold start left it (the probe rises relative to each
+                    # client's own measure).
+                    rate = min(rate, before * math.pow(BETA, SOON / max(span, SOON / SOON_CUTS)))
             elif was_slow:
                 # Slow start refused at ``before``: the cycle's average mostly measured its
                 # own climb (from one request per round trip, which a cold first round trip
@@ -895,13 +903,6 @@ class RateGate:
                 # climb back to just below ``before`` over the first probe period.
                 rate = max(rate, before * SHORT_CUT)
                 capacity = max(capacity, BETA * before)
-            if not was_slow and span < min(SOON, self._probe_period):
-                # Refused again soon, before the probe got back to its measure: the cut grows
-                # with how soon. A limit shared with other clients refuses each in proportion
-                # to what it sends, so the one sending most is refused soonest and gives way
-                # most; a cut of 3% whenever refused kept each client's share where the cold
-                # start left it (the probe rises relative to each client's own measure).
-                rate = min(rate, before * math.pow(BETA, SOON / max(span, SOON / SOON_CUTS)))
         rate = max(rate, MIN_RATE)
         # The first episode: the requests still in flight finish its measure. Refused after
         # some admissions, only those sent after the refused one count (``_measures_on``).
