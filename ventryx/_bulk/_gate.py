@@ -49,9 +49,10 @@ Designed from what a client can measure; nothing is assumed about the server's c
   (and than its probe period) cuts to ``BETA ** (SOON / span)`` at most, down to
   ``BETA ** SOON_CUTS`` (0.885): a limit shared with other clients refuses each in
   proportion to what it sends, so the client sending most is refused soonest and gives way
-  most. A flat 3% kept each client's share where the cold start left it, since the probe
-  rises relative to each client's own measure (a decrease in proportion to the rate, an
-  increase in proportion to it too: no force towards a fair share).
+  most. A flat 3% kept each client's share where the cold start left it: refused in
+  proportion to its rate and cut in proportion to it, a client lost as the square of its
+  rate, and its probe (relative to its own measure, over a period of ``PROBE_ANSWERS``)
+  regained as the square too, so every split of the limit held (``docs/RATE_CONTROL.md``).
 - **Pacing and probing.** After an episode the gate paces at ``BETA`` (0.97) of the
   estimate, one admission every ``1/rate`` (no burst), rises back to the estimate over one
   probe period (at least 1 s, ``PROBE_ANSWERS`` admissions and 10 round trips, at most
