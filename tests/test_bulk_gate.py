@@ -493,10 +493,7 @@ async def test_a_whole_second_wait_is_probed_early_inside_its_last_second(
         assert wait == pytest.approx(retry_after)
         return
     assert wait == pytest.approx(MIN_PAUSE)
-    probe = await gate.admit()
-    assert probe is not None
-    clock.now += 0.003
-    gate.on_answer(probe)
+    await answered(gate, clock, 1, trip=0.003)  # the early probe
     rate = gate.rate
     assert rate is not None
     assert 80 < rate < 100  # 100 over the second up to the room found, not over 2 s
@@ -587,10 +584,7 @@ async def test_a_probe_from_a_measure_far_too_short_climbs_on_short_periods() ->
     assert period == pytest.approx(10.0)
     reached = math.inf
     while clock.now - start < 120.0:
-        ticket = await gate.admit()
-        assert ticket is not None
-        clock.now += 0.003
-        gate.on_answer(ticket)
+        await answered(gate, clock, 1, trip=0.003)
         rate = gate.rate
         assert rate is not None
         if rate >= 50 * low:
