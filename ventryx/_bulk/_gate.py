@@ -46,8 +46,8 @@ Designed from what a client can measure; nothing is assumed about the server's c
   limit's cold start halve its way down to ``MIN_RATE``. One whose cycle lasted no more than
   ``SHORT_CYCLE`` round trips still halves at most (``SHORT_CUT``): the gate is then falling
   from a cold start's measure of one burst. One whose cycle was also shorter than ``SOON``
-  (and than its probe period) cuts to ``BETA ** (SOON / span)`` at most, down to
-  ``BETA ** SOON_CUTS`` (0.885): a limit shared with other clients refuses each in
+  (half a probe period at most: one is a second or more) cuts to ``BETA ** (SOON / span)``
+  at most, down to ``BETA ** SOON_CUTS`` (0.885): a limit shared with other clients refuses each in
   proportion to what it sends, so the client sending most is refused soonest and gives way
   most. A flat 3% kept each client's share where the cold start left it: refused in
   proportion to its rate and cut in proportion to it, a client lost as the square of its
@@ -889,7 +889,7 @@ class RateGate:
                 # from a cold start's measure of one burst: halve at most.
                 short = span <= SHORT_CYCLE * max(self._latency, MIN_LATENCY)
                 rate = max(rate, before * (SHORT_CUT if short else MAX_CUT))
-                if span < min(SOON, self._probe_period):
+                if span < SOON:
                     # Refused again soon, before the probe got back to its measure: the cut
                     # grows with how soon. A limit shared with other clients refuses each in
                     # proportion to what it sends, so the one sending most is refused soonest
