@@ -294,6 +294,53 @@ async def test_a_refusal_soon_after_the_last_cuts_deeper_the_sooner_it_comes() -
     assert shares[-1] > BETA**2
 
 
+async def window_measured(admissions: int, retry_after: float) -> tuple[float, float]:
+    """A gate paced at 100/s refused twice in a row (the limit spent), then ``admissions``
+    admitted (3 ms round trips), one refused, and the probe after it refused too, saying
+    ``retry_after``: a window measure over the spell since it could send again. Returns what
+    that measure says and the rate paced at after it, each as a share of the rate before."""
+    gate, clock = paced_at_100_a_second()
+    await refused_twice(gate, clock, 0.02)
+    spell_at = gate.resume_at  # the measure starts when the gate can send again
+    await answered(gate, clock, admissions, trip=0.003)
+    ticket = await gate.admit()
+    assert ticket is not None
+    gate.on_rate_limited(ticket, Refusal(0.01, max_pause=60))
+    before = gate.rate
+    assert before is not None
+    await refused_twice(gate, clock, retry_after)
+    measured = admissions / (clock.now + retry_after - spell_at)
+    after = gate.rate
+    assert after is not None
+    return measured / before, after / before
+
+
+@pytest.mark.parametrize(("admissions", "retry_after"), [(4, 0.01), (4, 0.03), (8, 0.05), (8, 0.1)])
+async def test_a_window_measure_on_few_admissions_cuts_as_a_few_sample_episode(
+    admissions: int, retry_after: float
+) -> None:
+    # Refused twice in a row after a handful of admissions, a client cannot tell a window
+    # spent from other clients' requests taking a shared limit meanwhile. Taken as measured,
+    # each such pair cut a client kept out by others by a third or so (47 -> 4 a second
+    # within 1.4 s, then alone and still there at 28 s). It cuts at most as a few-sample
+    # episode would (0.885 at the soonest). (Before: to 0.97 of the measure, 0.48-0.70.)
+    measured, after = await window_measured(admissions, retry_after)
+    assert 0.25 < measured < 0.75
+    assert after >= BETA**4 - 1e-9
+
+
+@pytest.mark.parametrize(("admissions", "retry_after"), [(4, 1.5), (24, 0.2), (24, 0.3)])
+async def test_a_window_measure_far_below_the_rate_or_on_enough_admissions_is_taken(
+    admissions: int, retry_after: float
+) -> None:
+    # Far below the rate, a few admissions are the fall from a cold start's measure of one
+    # burst (a client at hundreds a second on a bucket of five); on enough admissions the
+    # measure is a measure. Both pace just below what was measured.
+    measured, after = await window_measured(admissions, retry_after)
+    assert measured < 0.25 or admissions >= 16
+    assert after == pytest.approx(BETA * measured, rel=0.01)
+
+
 async def paced_then_sporadic(between: int = 20) -> tuple[RateGate, FakeClock, Ticket]:
     """Paced at capacity with two 429s below it, ``between`` answers before each and
     before the ticket returned, which refused makes three."""

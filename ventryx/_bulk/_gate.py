@@ -70,7 +70,12 @@ Designed from what a client can measure; nothing is assumed about the server's c
   measures the window's capacity as what got through over it, from when this client could
   send again to when the server says it has room (the flood floor's pauses beyond the
   server's wait are the client's own silence, not the window's: counted, they measured a
-  client kept out by others on a shared limit at a fraction of a request a second). A wait
+  client kept out by others on a shared limit at a fraction of a request a second). A
+  measure on fewer than ``SLOW_START_SAMPLES`` admissions cannot tell a window spent from
+  other clients taking a shared limit meanwhile, so it cuts at most as a few-sample episode
+  does, unless it is below ``FAR_BELOW`` (a quarter) of the rate: that is the fall from a
+  cold start's measure of one burst (one admission per 0.2 s on a bucket of five a second,
+  paced at hundreds), and is taken. A wait
   in whole seconds is rounded up by as much as a second, so where that is a third of the
   span or more the measure is a lower bound: the first time, the probe period after it is at
   most ``COARSE_PERIOD``. A whole-second wait (or an HTTP date, ``Refusal.coarse``, or
@@ -153,6 +158,8 @@ EARLY_SPAN = 10.0  # seconds: ... where the limit last had room less than this l
 QUIET_PERIODS = 3.0  # probe periods without a refusal (past +30%): then a period of a second
 SOON = 0.5  # seconds: a few-sample cycle shorter than this cuts to BETA ** (SOON / span)
 SOON_CUTS = 4.0  # ... at most to BETA ** this (0.885)
+FAR_BELOW = 0.25  # a window measure on few admissions below this share of the rate is taken
+# (above it, such a measure cuts at most as a few-sample episode does)
 
 
 class Ticket:
@@ -835,7 +842,16 @@ class RateGate:
                 # What got through since the limit last had room, to when the server says it
                 # has room again: a window's count over its length. Not where slow start ran
                 # meanwhile (``ramp``): that span measures its climb, far below the limit.
-                capacity = admitted / (room_at - spell_at)
+                span = room_at - spell_at
+                capacity = admitted / span
+                if admitted < SLOW_START_SAMPLES and capacity > FAR_BELOW * self._base:
+                    # Too few admissions to tell a window from other clients' requests
+                    # taking the limit meanwhile: cut as a few-sample episode would at
+                    # most. (Taken as measured, each such pair cut a client kept out by
+                    # others by a third or so: 47 -> 4 a second within 1.4 s, alone from
+                    # 12 s on and still there at 28.) Far below the rate, the measure is the
+                    # fall from a cold start's measure of one burst, and is taken.
+                    capacity = max(capacity, self._base * _few_sample_cut(span) / BETA)
                 if not ramp and 0 < capacity < self._capacity:
                     self._pace_for_window(capacity, now)
                     if whole and room_at - spell_at < 3.0 and not self._coarse:
@@ -896,7 +912,7 @@ class RateGate:
                     # and gives way most; a cut of 3% whenever refused kept each client's
                     # share where the cold start left it (the probe rises relative to each
                     # client's own measure).
-                    rate = min(rate, before * math.pow(BETA, SOON / max(span, SOON / SOON_CUTS)))
+                    rate = min(rate, before * _few_sample_cut(span))
             elif was_slow:
                 # Slow start refused at ``before``: the cycle's average mostly measured its
                 # own climb (from one request per round trip, which a cold first round trip
@@ -936,6 +952,14 @@ class RateGate:
     def streak(self) -> int:
         """Consecutive episodes without an admission between them."""
         return self._streak
+
+
+def _few_sample_cut(span: float) -> float:
+    """The deepest cut of a measure on too few admissions over ``span`` seconds: ``MAX_CUT``,
+    or, sooner than ``SOON``, ``BETA ** (SOON / span)`` down to ``BETA ** SOON_CUTS``."""
+    if span >= SOON:
+        return MAX_CUT
+    return math.pow(BETA, SOON / max(span, SOON / SOON_CUTS))
 
 
 _GATES: weakref.WeakKeyDictionary[object, RateGate] = weakref.WeakKeyDictionary()
