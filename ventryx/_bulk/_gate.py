@@ -854,7 +854,7 @@ class RateGate:
                     capacity = max(capacity, self._base * _few_sample_cut(span) / BETA)
                 if not ramp and 0 < capacity < self._capacity:
                     self._pace_for_window(capacity, now)
-                    if whole and room_at - spell_at < 3.0 and not self._coarse:
+                    if whole and span < 3.0 and not self._coarse:
                         # A wait in whole seconds rounds up by as much as a second, a third
                         # or more of the span measured here: the measure is a lower bound,
                         # so the first such probes above it soon.
