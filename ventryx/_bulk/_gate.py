@@ -905,14 +905,13 @@ class RateGate:
                 # from a cold start's measure of one burst: halve at most.
                 short = span <= SHORT_CYCLE * max(self._latency, MIN_LATENCY)
                 rate = max(rate, before * (SHORT_CUT if short else MAX_CUT))
-                if span < SOON:
-                    # Refused again soon, before the probe got back to its measure: the cut
-                    # grows with how soon. A limit shared with other clients refuses each in
-                    # proportion to what it sends, so the one sending most is refused soonest
-                    # and gives way most; a cut of 3% whenever refused kept each client's
-                    # share where the cold start left it (the probe rises relative to each
-                    # client's own measure).
-                    rate = min(rate, before * _few_sample_cut(span))
+                # Refused again soon (under ``SOON``), before the probe got back to its
+                # measure: the cut grows with how soon. A limit shared with other clients
+                # refuses each in proportion to what it sends, so the one sending most is
+                # refused soonest and gives way most; a cut of 3% whenever refused kept each
+                # client's share where the cold start left it (the probe rises relative to
+                # each client's own measure). (Later, the cut is ``MAX_CUT``: as above.)
+                rate = min(rate, before * _few_sample_cut(span))
             elif was_slow:
                 # Slow start refused at ``before``: the cycle's average mostly measured its
                 # own climb (from one request per round trip, which a cold first round trip
